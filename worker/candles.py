@@ -1,0 +1,130 @@
+"""Candles as the worker sees them, their validation, and the rows handed to a sink.
+
+Exchanges occasionally send nonsense (nulls, negative volume, high below low, a timestamp
+off the bar grid, the same bar twice). One bad bar must not cost the rest of its batch, and
+must never reach the table: it is rejected with a reason and counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple
+
+from worker.timeframes import is_on_grid
+
+
+class SeriesKey(NamedTuple):
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.symbol}:{self.timeframe}"
+
+
+class Candle(NamedTuple):
+    """One OHLCV bar; ``timestamp`` is the bar's open time in epoch milliseconds (UTC)."""
+
+    timestamp: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class OhlcvRow(NamedTuple):
+    """One row of ``market_data_ohlcv``; times in epoch milliseconds, formatted by the sink."""
+
+    timestamp: int
+    exchange: str
+    symbol: str
+    timeframe: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    ingested_at: int
+
+    @property
+    def series(self) -> SeriesKey:
+        return SeriesKey(self.exchange, self.symbol, self.timeframe)
+
+
+def to_rows(series: SeriesKey, candles: Iterable[Candle], ingested_at: int) -> list[OhlcvRow]:
+    exchange, symbol, timeframe = series
+    return [OhlcvRow(c.timestamp, exchange, symbol, timeframe, c.open, c.high, c.low, c.close,
+                     c.volume, ingested_at) for c in candles]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    raw: Any
+    reason: str
+
+
+@dataclass
+class ParsedBatch:
+    """Valid candles in ascending time order, plus what was rejected and why."""
+
+    candles: list[Candle] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for anything else (None, strings that are not numbers, NaN, inf)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_candle(raw: Any, timeframe: str) -> Candle | str:
+    """The candle, or the reason it is rejected."""
+    if not isinstance(raw, (list, tuple)) or len(raw) < 6:
+        return "malformed: expected [timestamp, open, high, low, close, volume]"
+    ts = raw[0]
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
+        return f"bad timestamp {ts!r}"
+    ts = int(ts)
+    values = [_number(v) for v in raw[1:6]]
+    names = ("open", "high", "low", "close", "volume")
+    for name, original, number in zip(names, raw[1:6], values):
+        if number is None:
+            return f"{name} is not a finite number: {original!r}"
+        if number < 0:
+            return f"{name} is negative: {number}"
+    o, h, l, c, v = values  # type: ignore[misc]
+    if h < max(o, c, l):
+        return f"high {h} is below max(open, close, low)"
+    if l > min(o, c, h):
+        return f"low {l} is above min(open, close, high)"
+    if not is_on_grid(ts, timeframe):
+        return f"timestamp {ts} is not on the {timeframe} grid"
+    return Candle(ts, o, h, l, c, v)
+
+
+def parse_candles(raw_rows: Iterable[Any] | None, timeframe: str) -> ParsedBatch:
+    """Validate a batch as returned by ccxt; sort it; reject repeated timestamps.
+
+    A repeated timestamp within one answer is ambiguous (which version is right?); the first
+    one is kept, as the exchanges we know send the repeat as the stale copy at page seams.
+    """
+    batch = ParsedBatch()
+    seen: set[int] = set()
+    for raw in raw_rows or ():
+        result = check_candle(raw, timeframe)
+        if isinstance(result, str):
+            batch.rejected.append(Rejection(raw, result))
+        elif result.timestamp in seen:
+            batch.rejected.append(Rejection(raw, f"duplicate timestamp {result.timestamp}"))
+        else:
+            seen.add(result.timestamp)
+            batch.candles.append(result)
+    batch.candles.sort()
+    return batch

@@ -1,0 +1,171 @@
+"""HISTORY: page through one series over [start, end) and hand closed bars to the writer.
+
+Pagination moves a ``since`` cursor forward from the newest bar received. It stops at the end
+of the range, on an empty page, or on a page that brings nothing new (an exchange that ignores
+``since`` would otherwise be asked the same page forever). Where an exchange serves only its
+most recent candles (Kraken: the last 720 whatever ``since`` says), the part of the range it
+cannot serve is reported as unavailable, never silently treated as covered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from worker.candles import Candle, ParsedBatch, SeriesKey, parse_candles
+from worker.errors import CollectorError
+from worker.exchange import ExchangeClient
+from worker.timeframes import bar_start, bars_between, next_bar_start, timeframe_ms
+
+log = logging.getLogger("worker.history")
+
+EmitCandles = Callable[[SeriesKey, list[Candle]], Awaitable[None]]
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+@dataclass
+class SeriesOutcome:
+    """How a backfill of one series ended."""
+
+    series: SeriesKey
+    start_ms: int
+    end_ms: int
+    candles: int = 0
+    rejected: int = 0
+    pages: int = 0
+    # Where the exchange said it has nothing to serve (not a failure of ours).
+    unavailable: list[tuple[int, int]] = field(default_factory=list)
+    # Everything before this is either stored, a no-trade gap, or unavailable.
+    covered_until: int = 0
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "partial_unavailable" if self.unavailable else "complete"
+
+
+class ProgressReporter:
+    """Logs share done, candles/s and ETA every few seconds for one series."""
+
+    def __init__(self, outcome: SeriesOutcome, clock: Callable[[], float] = time.monotonic) -> None:
+        self._outcome = outcome
+        self._clock = clock
+        self._started = clock()
+        self._last = self._started
+
+    def page_done(self) -> None:
+        now = self._clock()
+        if now - self._last < PROGRESS_EVERY_SECONDS:
+            return
+        self._last = now
+        o = self._outcome
+        span = max(1, o.end_ms - o.start_ms)
+        share = min(1.0, max(0.0, (o.covered_until - o.start_ms) / span))
+        elapsed = max(1e-9, now - self._started)
+        rate = o.candles / elapsed
+        eta = elapsed * (1 - share) / share if share > 0 else None
+        log.info("%s %.1f%% done, %.0f candles/s", o.series, share * 100, rate,
+                 extra={"event": "history_progress", "symbol": o.series.symbol,
+                        "timeframe": o.series.timeframe, "progress_pct": round(share * 100, 1),
+                        "candles": o.candles, "candles_per_s": round(rate, 1),
+                        "eta_s": None if eta is None else round(eta, 1)})
+
+
+def log_rejections(series: SeriesKey, batch: ParsedBatch) -> None:
+    for rejection in batch.rejected[:20]:  # a flood of bad rows must not flood the logs
+        log.warning("rejected candle from %s: %s", series, rejection.reason,
+                    extra={"event": "candle_rejected", "symbol": series.symbol,
+                           "timeframe": series.timeframe, "reason": rejection.reason,
+                           "raw": repr(rejection.raw)[:200]})
+    if len(batch.rejected) > 20:
+        log.warning("%d more rejected candles from %s", len(batch.rejected) - 20, series,
+                    extra={"event": "candle_rejected", "symbol": series.symbol,
+                           "timeframe": series.timeframe, "count": len(batch.rejected) - 20})
+
+
+async def backfill_series(
+    client: ExchangeClient,
+    series: SeriesKey,
+    start_ms: int,
+    end_ms: int,
+    *,
+    page_limit: int,
+    emit: EmitCandles,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> SeriesOutcome:
+    """Fetch every closed bar of ``series`` opening in [start, end); never raises for exchange trouble."""
+    tf = series.timeframe
+    step = timeframe_ms(tf)
+    first_bar = bar_start(start_ms, tf)
+    if first_bar < start_ms:
+        first_bar = next_bar_start(first_bar, tf)
+    outcome = SeriesOutcome(series, start_ms, end_ms, covered_until=first_bar)
+    progress = ProgressReporter(outcome, clock)
+    limit = min(page_limit, client.max_ohlcv_limit(series.symbol) or page_limit)
+    since = first_bar
+    try:
+        now_ms = await client.exchange_now_ms()
+        while since < end_ms:
+            if should_stop():
+                outcome.error = "interrupted by shutdown"
+                return outcome
+            raw = await client.fetch_ohlcv(series.symbol, tf, since, limit)
+            outcome.pages += 1
+            batch = parse_candles(raw, tf)
+            outcome.rejected += len(batch.rejected)
+            log_rejections(series, batch)
+            fresh = [c for c in batch.candles if c.timestamp >= since]
+            if not fresh:
+                break  # an empty page, or one with nothing after the cursor: no progress possible
+            if outcome.pages == 1:
+                _note_unserved_start(outcome, since, fresh, now_ms, step)
+            closed = [c for c in fresh if c.timestamp < end_ms and next_bar_start(c.timestamp, tf) <= now_ms]
+            if closed:
+                await emit(series, closed)
+                outcome.candles += len(closed)
+            newest = fresh[-1].timestamp
+            since = next_bar_start(newest, tf)
+            outcome.covered_until = min(since, end_ms)
+            if next_bar_start(newest, tf) > now_ms:
+                break  # reached the open bar: nothing newer exists yet
+            progress.page_done()
+            now_ms = await client.exchange_now_ms()
+    except CollectorError as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        log.error("backfill of %s stopped at %s: %s", series, outcome.covered_until, exc,
+                  extra={"event": "history_series_error", "symbol": series.symbol,
+                         "timeframe": tf, "error": str(exc)[:300]})
+        return outcome
+    outcome.covered_until = max(outcome.covered_until, min(end_ms, _closed_end(end_ms, now_ms, tf)))
+    return outcome
+
+
+def _closed_end(end_ms: int, now_ms: int, timeframe: str) -> int:
+    """Bars opening before this instant are closed on the exchange's clock."""
+    return min(end_ms, bar_start(now_ms, timeframe))
+
+
+def _note_unserved_start(outcome: SeriesOutcome, since: int, fresh: list[Candle], now_ms: int,
+                         step: int) -> None:
+    """Record the head of the range the exchange would not serve.
+
+    A first page that starts after ``since`` and already reaches the present means the
+    exchange answered with its most recent window instead of what was asked for: what lies
+    between ``since`` and the first bar is not served, whatever it contains. A first page
+    that starts late but ends in the past is an ordinary stretch without trades.
+    """
+    first, newest = fresh[0].timestamp, fresh[-1].timestamp
+    reaches_present = newest + 2 * step >= now_ms
+    if first > since and reaches_present and bars_between(since, first, outcome.series.timeframe) > 1:
+        unserved_end = min(first, outcome.end_ms)
+        outcome.unavailable.append((since, unserved_end))
+        log.warning("%s: the exchange serves no candles before %s; [%s, %s) is unavailable",
+                    outcome.series, first, since, unserved_end,
+                    extra={"event": "history_unavailable", "symbol": outcome.series.symbol,
+                           "timeframe": outcome.series.timeframe, "unavailable_from": since,
+                           "unavailable_until": unserved_end})

@@ -1,0 +1,116 @@
+"""Inside a worker process: logging, signals, the event loop, and the exit code.
+
+Signal handlers only set a flag; the LIVE loop and the HISTORY pagination look at it between
+requests, so a write in flight always finishes before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import schedule
+
+from supervisor.logs import configure_worker_logging
+from worker import exit_codes
+from worker.candles import SeriesKey
+from worker.errors import CollectorError, ExchangeSetupError, TransientError
+from worker.runner import Worker
+from worker.scheduling import run_until, schedule_live_jobs
+from worker.sinks.factory import make_sink
+from worker.spec import WorkerSpec
+
+log = logging.getLogger("worker.process")
+
+
+def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
+    configure_worker_logging(log_queue, exchange=spec.exchange_id, mode=spec.mode,
+                             level=spec.settings.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C reaches the whole process group; the supervisor decides how workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def report(message: dict[str, Any]) -> None:
+        status_queue.put({"exchange": spec.exchange_id, "pid": os.getpid(), "ts": time.time(), **message})
+
+    sink = make_sink(spec.storage, bulk=spec.mode == "history")
+    worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report)
+    loop = asyncio.new_event_loop()
+    try:
+        code = _run(worker, spec, loop, stop, report)
+    except Exception:
+        log.exception("worker crashed", extra={"event": "worker_crashed"})
+        code = exit_codes.TEMPORARY_FAILURE
+    finally:
+        try:
+            loop.run_until_complete(worker.close())
+        finally:
+            loop.close()
+    log.info("worker exiting with code %d", code, extra={"event": "worker_exit", "exit_code": code})
+    logging.shutdown()
+    sys.exit(code)
+
+
+def _run(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+         stop: threading.Event, report: Any) -> int:
+    try:
+        loop.run_until_complete(worker.start())
+    except ExchangeSetupError as exc:
+        log.error("cannot use %s: %s", spec.exchange_id, exc, extra={"event": "worker_bad_config"})
+        return exit_codes.BAD_CONFIG
+    except (TransientError, CollectorError) as exc:
+        log.error("cannot start %s: %s", spec.exchange_id, exc, extra={"event": "worker_start_error",
+                                                                      "error": str(exc)[:300]})
+        return exit_codes.TEMPORARY_FAILURE
+    if not worker.series:
+        log.error("no configured series is offered by %s", spec.exchange_id,
+                  extra={"event": "worker_bad_config"})
+        return exit_codes.BAD_CONFIG
+    report({"type": "started", "series": len(worker.series), "skipped": len(worker.skipped)})
+    watcher = threading.Thread(target=_forward_stop, args=(stop, worker), daemon=True)
+    watcher.start()
+    if spec.mode == "history":
+        return _run_history(worker, spec, loop, stop)
+    return _run_live(worker, spec, loop, stop)
+
+
+def _forward_stop(stop: threading.Event, worker: Worker) -> None:
+    """Turn the signal flag into the worker's own stop flag (no work in the handler)."""
+    stop.wait()
+    worker.request_stop()
+
+
+def _run_live(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+              stop: threading.Event) -> int:
+    loop.run_until_complete(worker.resume_from_store())
+
+    def cycle() -> None:
+        loop.run_until_complete(worker.live_cycle())
+
+    scheduler = schedule.Scheduler()
+    schedule_live_jobs(scheduler, spec.settings.update_interval_seconds, cycle)
+    cycle()  # the first cycle right away, then on the aligned ticks
+    run_until(scheduler, stop.is_set, stop.wait)
+    log.info("stopped on request", extra={"event": "worker_stopped"})
+    return exit_codes.OK
+
+
+def _run_history(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+                 stop: threading.Event) -> int:
+    assert spec.start_ms is not None and spec.end_ms is not None
+    resume = {SeriesKey(*key): ms for key, ms in spec.resume_from.items()}
+    report = loop.run_until_complete(worker.run_history(spec.start_ms, spec.end_ms, resume))
+    if stop.is_set() and not report.ok:
+        return exit_codes.INTERRUPTED
+    return exit_codes.OK if report.ok else exit_codes.HISTORY_INCOMPLETE

@@ -1,0 +1,298 @@
+"""One exchange's worker: its series, its LIVE cycles, its HISTORY runs.
+
+The same object runs inside a worker process (``worker.process``) or in-process in tests.
+Exchange and store trouble is logged and counted here and never escapes a cycle: a LIVE
+worker only stops when it is told to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from supervisor.config import ExchangeConfig, Settings
+from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
+from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
+from worker.exchange import ExchangeClient
+from worker.history import SeriesOutcome, backfill_series, log_rejections
+from worker.retry import Backoff
+from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.sinks.base import Sink
+from worker.timeframes import bar_start
+
+log = logging.getLogger("worker.runner")
+
+Report = Callable[[dict[str, Any]], None]
+# HISTORY: rows gathered before one write (one load job / one SQLite transaction).
+HISTORY_FLUSH_ROWS = 50_000
+# LIVE: rows kept in memory for the next cycle while the store is down; beyond this, the
+# oldest are dropped and gap repair fetches them again from the exchange.
+PENDING_ROWS_LIMIT = 100_000
+# HISTORY: a store outage shorter than about a minute costs a pause, not the run.
+SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
+
+
+@dataclass
+class WorkerStats:
+    rows_written: int = 0
+    rows_rejected: int = 0
+    cycles: int = 0
+    cycle_errors: int = 0
+    last_success: float | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class HistoryReport:
+    outcomes: list[SeriesOutcome] = field(default_factory=list)
+    skipped: list[tuple[SeriesKey, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped and all(o.status != "failed" for o in self.outcomes)
+
+
+def _series_extra(series: SeriesKey, event: str, **fields: Any) -> dict[str, Any]:
+    return {"event": event, "symbol": series.symbol, "timeframe": series.timeframe, **fields}
+
+
+class Worker:
+    def __init__(
+        self,
+        exchange_id: str,
+        exchange: ExchangeConfig,
+        settings: Settings,
+        sink: Sink,
+        *,
+        client: ExchangeClient | None = None,
+        report: Report | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.settings = settings
+        self.sink = sink
+        self.client = client or ExchangeClient(
+            exchange_id, exchange.ccxt, max_concurrent_requests=settings.max_concurrent_requests)
+        self.configured = [SeriesKey(exchange_id, s.symbol, tf)
+                           for s in exchange.symbols for tf in s.timeframes]
+        self.series: list[SeriesKey] = []
+        self.skipped: list[tuple[SeriesKey, str]] = []
+        self.stats = WorkerStats()
+        self._report = report or (lambda message: None)
+        self._clock = clock
+        self._policy = LiveWritePolicy()
+        self._needs_repair: set[SeriesKey] = set()
+        self._pending: list[OhlcvRow] = []
+        self._history_rows: list[OhlcvRow] = []
+        self._stopping = False
+        self._sleep = asyncio.sleep
+
+    # -- setup -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the exchange, keep the series it offers, prepare the store."""
+        await self.client.open()
+        for series in self.configured:
+            reason = self.client.unsupported_reason(series.symbol, series.timeframe)
+            if reason:
+                self.skipped.append((series, reason))
+                log.error("skipping %s: %s", series, reason,
+                          extra=_series_extra(series, "series_skipped", reason=reason))
+            else:
+                self.series.append(series)
+        await asyncio.to_thread(self.sink.ensure)
+        log.info("%s ready: %d series, %d skipped", self.exchange_id, len(self.series),
+                 len(self.skipped), extra={"event": "worker_ready", "series": len(self.series),
+                                            "skipped": len(self.skipped)})
+
+    async def close(self) -> None:
+        await self.client.close()
+        await asyncio.to_thread(self.sink.close)
+
+    def request_stop(self) -> None:
+        """Finish the write in flight, start no new request."""
+        self._stopping = True
+
+    # -- LIVE ------------------------------------------------------------------------------
+
+    async def resume_from_store(self) -> None:
+        """Backfill from each series' last stored bar, so downtime leaves no gap."""
+        await self._repair(self.series)
+
+    async def live_cycle(self) -> None:
+        """Fetch every series once, write the whole cycle in one batch."""
+        started = time.monotonic()
+        if self._needs_repair:
+            await self._repair(sorted(self._needs_repair))
+        results = await asyncio.gather(*(self._fetch_live(s) for s in self.series))
+        rows = [row for series_rows, _ in results for row in series_rows]
+        written = await self._write_live(rows)
+        if written:
+            for series, bars in ((s, bars) for s, (_, bars) in zip(self.series, results) if bars):
+                self._policy.written(series, bars)
+        failures = sum(1 for _, bars in results if bars is None)
+        self.stats.cycles += 1
+        if written and failures < len(self.series):
+            self.stats.last_success = self._clock()
+        self._report({"type": "heartbeat", **self.stats.snapshot()})
+        log.info("cycle done: %d rows, %d series failed", len(rows), failures,
+                 extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
+                        "duration_ms": round((time.monotonic() - started) * 1000)})
+
+    async def _fetch_live(self, series: SeriesKey) -> tuple[list[OhlcvRow], Any]:
+        if self._stopping:
+            return [], None
+        limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
+        try:
+            now_ms = await self.client.exchange_now_ms()
+            raw = await self.client.fetch_ohlcv(series.symbol, series.timeframe, None, limit)
+        except CollectorError as exc:
+            self.stats.cycle_errors += 1
+            self._needs_repair.add(series)
+            log.error("fetch failed for %s: %s", series, exc,
+                      extra=_series_extra(series, "fetch_error", error=str(exc)[:300],
+                                          retryable=isinstance(exc, TransientError)))
+            return [], None
+        batch = parse_candles(raw, series.timeframe)
+        self._count_rejections(series, batch)
+        bars = classify_live_bars(batch.candles, series.timeframe, now_ms)
+        candles = self._policy.select(series, bars)
+        return to_rows(series, candles, int(self._clock() * 1000)), bars
+
+    async def _write_live(self, rows: list[OhlcvRow]) -> bool:
+        """Write this cycle's rows after any left over from a failed cycle; keep them on failure."""
+        batch = self._pending + rows
+        if not batch:
+            return True
+        try:
+            await self._write(batch)
+        except SinkUnavailable as exc:
+            self._pending = batch[-PENDING_ROWS_LIMIT:]
+            for row in batch[:-PENDING_ROWS_LIMIT]:
+                self._needs_repair.add(row.series)
+            log.error("store unavailable, %d rows kept for the next cycle: %s", len(self._pending),
+                      exc, extra={"event": "sink_write_error", "rows": len(self._pending),
+                                  "error": str(exc)[:300]})
+            return False
+        self._pending = []
+        return True
+
+    async def _repair(self, series: Sequence[SeriesKey]) -> None:
+        """Backfill each series from its last stored bar (inclusive: it may have been open)."""
+        try:
+            watermarks = await asyncio.to_thread(self.sink.last_timestamps, series)
+        except CollectorError as exc:
+            log.error("cannot read the store's watermarks: %s", exc,
+                      extra={"event": "gap_repair_error", "error": str(exc)[:300]})
+            self._needs_repair.update(series)
+            return
+        now_ms = int(self._clock() * 1000)
+        floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
+        outcomes = await asyncio.gather(*(
+            self._repair_one(s, watermarks[s], floor, now_ms) for s in series if s in watermarks))
+        self._needs_repair.difference_update(series)
+        for outcome in outcomes:
+            if outcome is not None and outcome.status == "failed":
+                self._needs_repair.add(outcome.series)
+        await self._flush_history_rows()
+
+    async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int,
+                          now_ms: int) -> SeriesOutcome | None:
+        start = max(last_ms, bar_start(floor_ms, series.timeframe))
+        if start >= bar_start(now_ms, series.timeframe):
+            return None  # nothing closed is missing; the LIVE fetch covers the rest
+        outcome = await backfill_series(self.client, series, start, now_ms,
+                                        page_limit=self.settings.history_page_limit,
+                                        emit=self._buffer_history_rows)
+        if last_ms < floor_ms:
+            log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
+                        series, last_ms, start, extra=_series_extra(series, "gap_repair_truncated"))
+        log.info("%s: repaired %d bars since the last stored one", series, outcome.candles,
+                 extra=_series_extra(series, "gap_repair", rows=outcome.candles,
+                                     status=outcome.status))
+        return outcome
+
+    # -- HISTORY ---------------------------------------------------------------------------
+
+    async def run_history(self, start_ms: int, end_ms: int,
+                          resume_from: dict[SeriesKey, int] | None = None) -> HistoryReport:
+        """Backfill every series over [start, end), in parallel within the rate limit."""
+        resume_from = resume_from or {}
+        report = HistoryReport(skipped=list(self.skipped))
+        outcomes = await asyncio.gather(*(
+            self._backfill_and_report(s, max(start_ms, resume_from.get(s, start_ms)), end_ms)
+            for s in self.series))
+        try:
+            await self._flush_history_rows()
+        except CollectorError as exc:
+            for outcome in outcomes:
+                outcome.error = outcome.error or f"store write failed: {exc}"
+        for outcome in outcomes:
+            outcome.start_ms = min(outcome.start_ms, start_ms)
+            self._report({"type": "series_done", "series": tuple(outcome.series),
+                          "status": outcome.status, "covered_until": outcome.covered_until,
+                          "candles": outcome.candles, "unavailable": outcome.unavailable,
+                          "error": outcome.error})
+        report.outcomes = list(outcomes)
+        return report
+
+    async def _backfill_and_report(self, series: SeriesKey, start_ms: int, end_ms: int) -> SeriesOutcome:
+        outcome = await backfill_series(self.client, series, start_ms, end_ms,
+                                        page_limit=self.settings.history_page_limit,
+                                        emit=self._buffer_history_rows,
+                                        should_stop=lambda: self._stopping)
+        self.stats.rows_rejected += outcome.rejected
+        log.info("%s: %s, %d candles in %d pages", series, outcome.status, outcome.candles,
+                 outcome.pages, extra=_series_extra(series, "history_series_done",
+                                                    status=outcome.status, rows=outcome.candles,
+                                                    pages=outcome.pages, error=outcome.error))
+        return outcome
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _buffer_history_rows(self, series: SeriesKey, candles: list[Candle]) -> None:
+        self._history_rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
+        if len(self._history_rows) >= HISTORY_FLUSH_ROWS:
+            await self._flush_history_rows()
+
+    async def _flush_history_rows(self) -> None:
+        """Write the buffer; ride out a short store outage before giving up on the batch."""
+        rows, self._history_rows = self._history_rows, []
+        for attempt in range(1, SINK_BACKOFF.attempts + 1):
+            try:
+                await self._write(rows)
+                return
+            except SinkUnavailable as exc:
+                if attempt == SINK_BACKOFF.attempts:
+                    self._history_rows = rows + self._history_rows
+                    raise
+                delay = SINK_BACKOFF.delay(attempt)
+                log.warning("store unavailable, retrying %d rows in %.1f s: %s", len(rows), delay,
+                            exc, extra={"event": "sink_write_retry", "attempt": attempt,
+                                        "rows": len(rows), "error": str(exc)[:300]})
+                await self._sleep(delay)
+
+    async def _write(self, rows: list[OhlcvRow]) -> None:
+        try:
+            result = await asyncio.to_thread(self.sink.write, rows)
+        except SinkRejected as exc:
+            self.stats.rows_rejected += len(rows)
+            log.error("store refused %d rows: %s", len(rows), exc,
+                      extra={"event": "sink_write_rejected", "rows": len(rows), "error": str(exc)[:300]})
+            return
+        self.stats.rows_written += result.written
+        self.stats.rows_rejected += len(result.rejected)
+        for row, reason in result.rejected[:20]:
+            log.error("store rejected a row of %s: %s", row.series, reason,
+                      extra=_series_extra(row.series, "sink_row_rejected", reason=reason[:300]))
+        log.debug("wrote %d rows", result.written, extra={"event": "sink_write_ok", "rows": result.written})
+
+    def _count_rejections(self, series: SeriesKey, batch: Any) -> None:
+        if batch.rejected:
+            self.stats.rows_rejected += len(batch.rejected)
+            log_rejections(series, batch)

@@ -1,0 +1,134 @@
+"""The embedded store: one SQLite file shared by every worker process.
+
+WAL mode lets readers and one writer work at once, and ``busy_timeout`` makes the worker
+processes queue for the write lock instead of failing. The primary key makes a rewritten bar
+replace the old version (the latest write wins), so the table is its own latest view.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from worker.candles import OhlcvRow, SeriesKey
+from worker.errors import SinkRejected, SinkUnavailable
+from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
+    timestamp   TEXT NOT NULL,
+    exchange    TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    timeframe   TEXT NOT NULL,
+    open        REAL NOT NULL,
+    high        REAL NOT NULL,
+    low         REAL NOT NULL,
+    close       REAL NOT NULL,
+    volume      REAL NOT NULL,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, timestamp)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS {LATEST_VIEW_NAME} AS SELECT {", ".join(COLUMNS)} FROM {TABLE_NAME};
+"""
+
+_UPSERT = (
+    f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (exchange, symbol, timeframe, timestamp) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[4:])
+)
+
+
+def iso_utc(ms: int) -> str:
+    """Fixed-width ISO-8601 UTC text, so that text order is time order."""
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def parse_iso_utc(text: str) -> int:
+    """Epoch milliseconds from the text written by :func:`iso_utc`."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class SqliteSink:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()  # one connection, used from the worker's writer thread
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across process crashes in WAL mode; only power loss can
+            # drop the last transactions, which gap repair fetches again.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def ensure(self) -> None:
+        with self._lock:
+            try:
+                self._connection().executescript(_SCHEMA)
+            except sqlite3.OperationalError as exc:
+                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise SinkRejected(f"sqlite {self.path}: {exc}") from exc
+
+    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+        if not rows:
+            return WriteResult()
+        params = [(iso_utc(r.timestamp), r.exchange, r.symbol, r.timeframe, r.open, r.high,
+                   r.low, r.close, r.volume, iso_utc(r.ingested_at)) for r in rows]
+        with self._lock:
+            conn = self._connection()
+            try:
+                # One transaction per batch: one fsync instead of one per row.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_UPSERT, params)
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # locked, disk I/O, disk full
+                self._rollback(conn)
+                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                self._rollback(conn)
+                raise SinkRejected(f"sqlite {self.path}: {exc}") from exc
+        return WriteResult(written=len(rows))
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+        wanted = set(series)
+        if not wanted:
+            return {}
+        exchanges = sorted({s.exchange for s in wanted})
+        query = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) FROM {TABLE_NAME} "
+                 f"WHERE exchange IN ({', '.join('?' * len(exchanges))}) "
+                 "GROUP BY exchange, symbol, timeframe")
+        with self._lock:
+            try:
+                found = self._connection().execute(query, exchanges).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+        result = {}
+        for exchange, symbol, timeframe, last in found:
+            key = SeriesKey(exchange, symbol, timeframe)
+            if key in wanted:
+                result[key] = parse_iso_utc(last)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

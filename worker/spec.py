@@ -1,0 +1,32 @@
+"""What the supervisor hands a worker process, and the process's entry point.
+
+Kept free of heavy imports: the supervisor imports this module, and the worker only pays
+for ccxt and the store's client once it runs in its own process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from supervisor.config import ExchangeConfig, Settings, StorageConfig
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    exchange_id: str
+    exchange: ExchangeConfig
+    settings: Settings
+    storage: StorageConfig
+    mode: str                                   # "live" or "history"
+    start_ms: int | None = None                 # HISTORY range [start, end)
+    end_ms: int | None = None
+    # HISTORY: per series (exchange, symbol, timeframe), where a previous attempt stood.
+    resume_from: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+def run_worker(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
+    """``multiprocessing`` target; imports the worker's machinery inside the child only."""
+    from worker.process import worker_main
+
+    worker_main(spec, log_queue, status_queue)
