@@ -116,6 +116,9 @@ def parse_candles(raw_rows: Iterable[Any] | None, timeframe: str) -> ParsedBatch
     one is kept, as the exchanges we know send the repeat as the stale copy at page seams.
     """
     batch = ParsedBatch()
+    if raw_rows is not None and not isinstance(raw_rows, (list, tuple)):
+        batch.rejected.append(Rejection(raw_rows, "malformed answer: expected a list of candles"))
+        return batch
     seen: set[int] = set()
     for raw in raw_rows or ():
         result = check_candle(raw, timeframe)

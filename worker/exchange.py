@@ -176,22 +176,22 @@ class ExchangeClient:
                     return await getattr(self._exchange, method)(*args)
             except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
                 rate_attempt += 1
-                if rate_attempt >= self._rate_limit_backoff.attempts:
-                    raise translate(exc) from exc
                 delay = self._rate_limit_delay(rate_attempt)
-                if delay is None:
+                if rate_attempt >= self._rate_limit_backoff.attempts or delay is None:
                     raise translate(exc) from exc
+                error: Exception = exc
             except ccxt.NetworkError as exc:
                 network_attempt += 1
                 if network_attempt >= self._network_backoff.attempts:
                     raise translate(exc) from exc
                 delay = self._network_backoff.delay(network_attempt, self._rng)
+                error = exc
             except ccxt.BaseError as exc:
                 raise translate(exc) from exc
             log.warning("%s %s failed (%s), retrying in %.1f s", self.exchange_id, method,
-                        type(exc).__name__, delay,
+                        type(error).__name__, delay,
                         extra={"event": "backoff_retry", "attempt": network_attempt + rate_attempt,
-                               "delay_s": round(delay, 3), "error": str(exc)[:300]})
+                               "delay_s": round(delay, 3), "error": str(error)[:300]})
             await self._sleep(delay)
 
     def _rate_limit_delay(self, attempt: int) -> float | None:

@@ -1,0 +1,130 @@
+"""HISTORY pagination over a mocked ccxt exchange."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
+from worker.candles import Candle, SeriesKey
+from worker.history import backfill_series
+
+START = 1_700_000_040_000  # on the 1m grid
+SERIES = SeriesKey("mockex", "BTC/USDT", "1m")
+
+
+def paginated(history: list[list], *, page_size: int, boundary_duplicate: bool = True):
+    """An exchange that serves ``since``-based pages; each page repeats the previous page's last bar."""
+    calls = []
+
+    def fetch(symbol, timeframe, since=None, limit=None):
+        calls.append((since, limit))
+        size = min(limit or page_size, page_size)
+        start = since - MINUTE if boundary_duplicate and since and since > history[0][0] else since
+        return [c for c in history if c[0] >= start][:size]
+    return fetch, calls
+
+
+def backfill(exchange, now_ms: int, start: int, end: int, page_limit: int = 1000):
+    emitted: list[Candle] = []
+
+    async def emit(series, candles):
+        emitted.extend(candles)
+
+    async def go():
+        client = client_for(exchange, clock=lambda: now_ms / 1000)
+        await client.open()
+        return await backfill_series(client, SERIES, start, end, page_limit=page_limit, emit=emit)
+    return asyncio.run(go()), emitted
+
+
+def test_history_loop() -> None:
+    """Pages with a duplicate at each seam and a short last page are stitched into exactly the range."""
+    history = [candle(START + k * MINUTE, 100 + k) for k in range(250)]
+    fetch, calls = paginated(history, page_size=100)
+    now = START + 250 * MINUTE + 30_000  # bar 250 would be open; 0..249 are closed
+    exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: now)
+    outcome, emitted = backfill(exchange, now, START, START + 250 * MINUTE, page_limit=100)
+
+    assert [c.timestamp for c in emitted] == [START + k * MINUTE for k in range(250)]
+    assert [c.open for c in emitted] == [100 + k for k in range(250)]
+    assert [since for since, _ in calls] == [START, START + 100 * MINUTE, START + 199 * MINUTE,
+                                              START + 250 * MINUTE][: len(calls)]
+    assert all(limit == 100 for _, limit in calls)
+    assert outcome.status == "complete" and outcome.candles == 250
+    assert outcome.covered_until == START + 250 * MINUTE
+
+
+def test_range_end_is_exclusive_and_open_bars_are_not_written() -> None:
+    history = [candle(START + k * MINUTE) for k in range(30)]
+    fetch, _ = paginated(history, page_size=1000)
+    now = START + 20 * MINUTE + 1_000  # bar 20 is open
+    exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: now)
+    outcome, emitted = backfill(exchange, now, START + 5 * MINUTE, START + 40 * MINUTE)
+    assert [c.timestamp for c in emitted] == [START + k * MINUTE for k in range(5, 20)]
+    outcome2, emitted2 = backfill(exchange, now, START, START + 10 * MINUTE)
+    assert len(emitted2) == 10 and outcome2.status == "complete"
+
+
+def test_no_trade_gaps_are_not_invented() -> None:
+    history = [candle(START + k * MINUTE) for k in range(40) if k not in (3, 4, 17)]
+    fetch, _ = paginated(history, page_size=10)
+    now = START + 60 * MINUTE
+    exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: now)
+    outcome, emitted = backfill(exchange, now, START, START + 40 * MINUTE, page_limit=10)
+    assert len(emitted) == 37 and outcome.status == "complete"
+
+
+def test_truncated_history_is_reported_as_unavailable_not_covered() -> None:
+    """Kraken serves only its most recent 720 candles, whatever ``since`` says."""
+    now = START + 2000 * MINUTE + 10_000
+    recent = [candle(START + k * MINUTE) for k in range(2000 - 719, 2001)]
+    calls = []
+
+    def kraken(symbol, timeframe, since=None, limit=None):
+        calls.append(since)
+        return [c for c in recent if since is None or c[0] >= since][-720:]
+
+    exchange = mock_exchange(ohlcv=kraken, server_time_ms=lambda: now, ohlcv_limit=720)
+    outcome, emitted = backfill(exchange, now, START, START + 2000 * MINUTE)
+    first_served = START + 1281 * MINUTE
+    assert outcome.unavailable == [(START, first_served)]
+    assert outcome.status == "partial_unavailable"
+    assert [c.timestamp for c in emitted] == [START + k * MINUTE for k in range(1281, 2000)]
+    assert len(calls) <= 2  # no loop asking the same page again
+
+    # a range entirely before the served window: all of it unavailable, nothing written
+    outcome, emitted = backfill(exchange, now, START, START + 100 * MINUTE)
+    assert outcome.unavailable == [(START, START + 100 * MINUTE)] and emitted == []
+
+
+def test_page_limit_is_capped_by_the_exchange_maximum() -> None:
+    history = [candle(START + k * MINUTE) for k in range(10)]
+    fetch, calls = paginated(history, page_size=1000)
+    exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: START + 20 * MINUTE, ohlcv_limit=300)
+    backfill(exchange, START + 20 * MINUTE, START, START + 10 * MINUTE, page_limit=1000)
+    assert calls[0][1] == 300
+
+
+def test_an_exchange_that_ignores_since_does_not_loop_forever() -> None:
+    page = [candle(START + k * MINUTE) for k in range(5)]
+    exchange = mock_exchange(ohlcv=lambda *a: page, server_time_ms=lambda: START + 100 * MINUTE)
+    outcome, emitted = backfill(exchange, START + 100 * MINUTE, START, START + 50 * MINUTE)
+    assert len(emitted) == 5 and exchange.fetch_ohlcv.await_count == 2
+
+
+def test_exchange_failure_ends_the_series_with_an_error_and_where_it_stood() -> None:
+    import ccxt
+
+    history = [candle(START + k * MINUTE) for k in range(20)]
+    fetch, _ = paginated(history, page_size=10, boundary_duplicate=False)
+    answers = iter([fetch("BTC/USDT", "1m", START, 10)] + [ccxt.BadRequest("nope")] * 10)
+
+    def flaky(*args):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    exchange = mock_exchange(ohlcv=flaky, server_time_ms=lambda: START + 60 * MINUTE)
+    outcome, emitted = backfill(exchange, START + 60 * MINUTE, START, START + 20 * MINUTE, page_limit=10)
+    assert outcome.status == "failed" and "nope" in outcome.error
+    assert len(emitted) == 10 and outcome.covered_until == START + 10 * MINUTE
