@@ -122,7 +122,11 @@ class Worker:
 
     async def resume_from_store(self) -> None:
         """Backfill from each series' last stored bar, so downtime leaves no gap."""
-        await self._repair(self.series)
+        heartbeat = asyncio.create_task(self._heartbeat_while_running())
+        try:
+            await self._repair(self.series)
+        finally:
+            heartbeat.cancel()
 
     async def live_cycle(self) -> None:
         """Fetch every series once, write the whole cycle in one batch."""
@@ -224,9 +228,17 @@ class Worker:
         """Backfill every series over [start, end), in parallel within the rate limit."""
         resume_from = resume_from or {}
         report = HistoryReport(skipped=list(self.skipped))
-        outcomes = await asyncio.gather(*(
-            self._backfill_and_report(s, max(start_ms, resume_from.get(s, start_ms)), end_ms)
-            for s in self.series))
+        for series, reason in self.skipped:
+            self._report({"type": "series_done", "series": tuple(series), "status": "skipped",
+                          "covered_until": start_ms, "candles": 0, "unavailable": [],
+                          "error": reason})
+        heartbeat = asyncio.create_task(self._heartbeat_while_running())
+        try:
+            outcomes = await asyncio.gather(*(
+                self._backfill_and_report(s, max(start_ms, resume_from.get(s, start_ms)), end_ms)
+                for s in self.series))
+        finally:
+            heartbeat.cancel()
         try:
             await self._flush_history_rows()
         except CollectorError as exc:
@@ -252,6 +264,12 @@ class Worker:
                                                     status=outcome.status, rows=outcome.candles,
                                                     pages=outcome.pages, error=outcome.error))
         return outcome
+
+    async def _heartbeat_while_running(self, every_s: float = 5.0) -> None:
+        """HISTORY has no cycles; this tells the supervisor the event loop is still turning."""
+        while True:
+            self._report({"type": "heartbeat", **self.stats.snapshot()})
+            await asyncio.sleep(every_s)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -30,3 +30,33 @@ def run_worker(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
     from worker.process import worker_main
 
     worker_main(spec, log_queue, status_queue)
+
+
+def run_preflight(storage: StorageConfig, channel: Any, level: str) -> None:
+    """``multiprocessing`` target: prepare the store once before any worker starts.
+
+    Runs in a child so that the supervisor itself never imports or holds a store client.
+    Exits 0 when the store is ready, ``exit_codes.TEMPORARY_FAILURE`` otherwise.
+    """
+    import logging
+    import sys
+
+    from supervisor.logs import configure_worker_logging
+    from worker import exit_codes
+    from worker.errors import CollectorError
+    from worker.sinks.factory import make_sink
+
+    configure_worker_logging(channel, exchange="supervisor", mode="preflight", level=level)
+    sink = make_sink(storage)
+    try:
+        sink.ensure()
+        code = exit_codes.OK
+    except CollectorError as exc:
+        logging.getLogger("worker.preflight").error(
+            "the store cannot be initialised: %s", exc,
+            extra={"event": "sink_init_error", "error": str(exc)[:500]})
+        code = exit_codes.TEMPORARY_FAILURE
+    finally:
+        sink.close()
+    logging.shutdown()
+    sys.exit(code)

@@ -22,7 +22,7 @@ from requests import exceptions as rexc
 from worker.candles import OhlcvRow, SeriesKey
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
-from worker.sinks.sqlite import iso_utc
+from worker.timefmt import iso_utc
 
 log = logging.getLogger("worker.sinks.bigquery")
 

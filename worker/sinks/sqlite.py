@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from worker.candles import OhlcvRow, SeriesKey
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+from worker.timefmt import iso_utc, parse_iso_utc
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
@@ -39,19 +39,6 @@ _UPSERT = (
     "ON CONFLICT (exchange, symbol, timeframe, timestamp) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[4:])
 )
-
-
-def iso_utc(ms: int) -> str:
-    """Fixed-width ISO-8601 UTC text, so that text order is time order."""
-    seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-
-
-def parse_iso_utc(text: str) -> int:
-    """Epoch milliseconds from the text written by :func:`iso_utc`."""
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 class SqliteSink:
