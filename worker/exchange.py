@@ -88,6 +88,7 @@ class ExchangeClient:
         self._exchange: Any = None
         self._clock_offset_ms = 0
         self._clock_sampled_at: float | None = None
+        self._aborted: asyncio.Event | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -95,11 +96,17 @@ class ExchangeClient:
         """Build the ccxt exchange and load its markets (retried like any request)."""
         # The semaphore binds to the running loop, so it is made here rather than in __init__.
         self._slots = asyncio.Semaphore(self._max_concurrent)
+        self._aborted = asyncio.Event()
         try:
             self._exchange = self._factory(dict(self._settings))
         except Exception as exc:  # ccxt raises plain Python errors for bad constructor settings
             raise ExchangeSetupError(f"cannot build ccxt exchange {self.exchange_id!r}: {exc}") from exc
         await self._call("load_markets")
+
+    def abort_retries(self) -> None:
+        """Stop waiting to retry: on shutdown a failing request fails now (call in the loop)."""
+        if self._aborted is not None:
+            self._aborted.set()
 
     async def close(self) -> None:
         """Close the HTTP session; an unclosed aiohttp session leaks sockets over months."""
@@ -188,11 +195,24 @@ class ExchangeClient:
                 error = exc
             except ccxt.BaseError as exc:
                 raise translate(exc) from exc
+            if self._aborted is not None and self._aborted.is_set():
+                raise translate(error) from error
             log.warning("%s %s failed (%s), retrying in %.1f s", self.exchange_id, method,
                         type(error).__name__, delay,
                         extra={"event": "backoff_retry", "attempt": network_attempt + rate_attempt,
                                "delay_s": round(delay, 3), "error": str(error)[:300]})
+            await self._wait(delay)
+
+    async def _wait(self, delay: float) -> None:
+        """The backoff pause, cut short by :meth:`abort_retries`."""
+        if self._aborted is None:
             await self._sleep(delay)
+            return
+        pause = asyncio.ensure_future(self._sleep(delay))
+        abort = asyncio.ensure_future(self._aborted.wait())
+        await asyncio.wait({pause, abort}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (pause, abort):
+            task.cancel()
 
     def _rate_limit_delay(self, attempt: int) -> float | None:
         headers = getattr(self._exchange, "last_response_headers", None)

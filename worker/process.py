@@ -20,7 +20,7 @@ import schedule
 from supervisor.logs import configure_worker_logging
 from worker import exit_codes
 from worker.candles import SeriesKey
-from worker.errors import CollectorError, ExchangeSetupError, TransientError
+from worker.errors import CollectorError, ExchangeSetupError
 from worker.runner import Worker
 from worker.scheduling import run_until, schedule_live_jobs
 from worker.sinks.factory import make_sink
@@ -64,31 +64,40 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
 
 def _run(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
          stop: threading.Event, report: Any) -> int:
+    watcher = threading.Thread(target=_forward_stop, args=(stop, worker, loop), daemon=True)
+    watcher.start()
     try:
         loop.run_until_complete(worker.start())
-    except ExchangeSetupError as exc:
-        log.error("cannot use %s: %s", spec.exchange_id, exc, extra={"event": "worker_bad_config"})
-        return exit_codes.BAD_CONFIG
-    except (TransientError, CollectorError) as exc:
-        log.error("cannot start %s: %s", spec.exchange_id, exc, extra={"event": "worker_start_error",
-                                                                      "error": str(exc)[:300]})
-        return exit_codes.TEMPORARY_FAILURE
+    except CollectorError as exc:
+        if stop.is_set():
+            return exit_codes.OK if spec.mode == "live" else exit_codes.INTERRUPTED
+        return _start_failure_code(spec, exc)
     if not worker.series:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
         return exit_codes.BAD_CONFIG
     report({"type": "started", "series": len(worker.series), "skipped": len(worker.skipped)})
-    watcher = threading.Thread(target=_forward_stop, args=(stop, worker), daemon=True)
-    watcher.start()
     if spec.mode == "history":
         return _run_history(worker, spec, loop, stop)
     return _run_live(worker, spec, loop, stop)
 
 
-def _forward_stop(stop: threading.Event, worker: Worker) -> None:
-    """Turn the signal flag into the worker's own stop flag (no work in the handler)."""
+def _start_failure_code(spec: WorkerSpec, exc: CollectorError) -> int:
+    if isinstance(exc, ExchangeSetupError):
+        log.error("cannot use %s: %s", spec.exchange_id, exc, extra={"event": "worker_bad_config"})
+        return exit_codes.BAD_CONFIG
+    log.error("cannot start %s: %s", spec.exchange_id, exc,
+              extra={"event": "worker_start_error", "error": str(exc)[:300]})
+    return exit_codes.TEMPORARY_FAILURE
+
+
+def _forward_stop(stop: threading.Event, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the signal flag to the worker inside its event loop (no work in the handler)."""
     stop.wait()
-    worker.request_stop()
+    try:
+        loop.call_soon_threadsafe(worker.request_stop)
+    except RuntimeError:  # the loop is already closed: nothing left to stop
+        pass
 
 
 def _run_live(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,

@@ -115,8 +115,13 @@ class Worker:
         await asyncio.to_thread(self.sink.close)
 
     def request_stop(self) -> None:
-        """Finish the write in flight, start no new request."""
+        """Finish the write in flight, start no new request, stop waiting to retry (in the loop)."""
         self._stopping = True
+        self.client.abort_retries()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     # -- LIVE ------------------------------------------------------------------------------
 
