@@ -108,6 +108,7 @@ async def backfill_series(
     progress = ProgressReporter(outcome, clock)
     limit = min(page_limit, client.max_ohlcv_limit(series.symbol) or page_limit)
     since = first_bar
+    limit_adjusted = False
     try:
         now_ms = await client.exchange_now_ms()
         while since < end_ms:
@@ -122,6 +123,14 @@ async def backfill_series(
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
                 break  # an empty page, or one with nothing after the cursor: no progress possible
+            if not limit_adjusted and _served_fewer_from_the_front(raw, fresh, since, limit, now_ms, step):
+                # Newest-first exchanges (OKX's history endpoint serves 100 of the 300 ccxt
+                # asks for) drop the oldest bars of a page. Ask again in pages they serve whole.
+                limit, limit_adjusted = len(raw), True
+                log.info("%s: the exchange serves %d candles per page; paging with that", series,
+                         limit, extra={"event": "history_page_limit_adjusted", "symbol": series.symbol,
+                                       "timeframe": tf, "limit": limit})
+                continue
             if outcome.pages == 1:
                 _note_unserved_start(outcome, since, fresh, now_ms, step)
             closed = [c for c in fresh if c.timestamp < end_ms and next_bar_start(c.timestamp, tf) <= now_ms]
@@ -143,6 +152,15 @@ async def backfill_series(
         return outcome
     outcome.covered_until = max(outcome.covered_until, min(end_ms, _closed_end(end_ms, now_ms, tf)))
     return outcome
+
+
+def _served_fewer_from_the_front(raw: list, fresh: list[Candle], since: int, limit: int,
+                                 now_ms: int, step: int) -> bool:
+    """A short page that starts after the cursor while newer data exists: bars were cut."""
+    short = 0 < len(raw) < limit
+    starts_late = fresh[0].timestamp > since
+    more_after = fresh[-1].timestamp + 2 * step < now_ms
+    return short and starts_late and more_after
 
 
 def _closed_end(end_ms: int, now_ms: int, timeframe: str) -> int:

@@ -1,0 +1,3 @@
+#!/bin/sh
+# exec replaces this shell, so Python runs as PID 1 and receives Docker's SIGTERM itself.
+exec python -m supervisor "$@"
