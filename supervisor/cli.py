@@ -153,7 +153,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
                           start_ms=start_ms, end_ms=end_ms)
         if settings.health_port:
             try:
-                health = HealthServer(settings.health_port, arbiter.health, listener.stats).start()
+                health = HealthServer(settings.health_port, arbiter.health,
+                                      lambda: {f"tda_loki_{k}": v for k, v in listener.stats().items()}).start()
             except OSError as exc:
                 log.error("cannot serve health on port %d: %s", settings.health_port, exc,
                           extra={"event": "health_port_error"})

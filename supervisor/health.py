@@ -33,7 +33,7 @@ def render_metrics(snapshot: dict[str, Any], extra: dict[str, float] | None = No
                 continue
             lines.append(f'{name}{{exchange="{exchange}"}} {float(value):g}')
     for name, value in (extra or {}).items():
-        lines += [f"# TYPE {name} counter", f"{name} {float(value):g}"]
+        lines += [f"# TYPE {name} untyped", f"{name} {float(value):g}"]
     return "\n".join(lines) + "\n"
 
 
