@@ -176,3 +176,24 @@ def test_history_exits_1_with_a_summary_when_a_series_is_not_covered(sim, tmp_pa
     assert "does not list symbol" in summary[("okx", "NOPE/USDT")]["reason"]
     assert summary[("binance", "BTC/USDT")]["status"] == "complete"
     assert collector.events("history_complete")[-1]["failed"] == 1
+
+
+@pytest.mark.parametrize("fault", ["dead", "slow"])
+def test_a_dead_or_slow_loki_never_delays_collection_or_stdout(sim, tmp_path, collectors, fault) -> None:
+    loki = LokiFake().start()
+    loki.set_fault(fault, duration=600, delay=10.0)
+    try:
+        config = write_config(tmp_path / "c.yaml", sim, {"binance": BTC, "okx": BTC})
+        collector = Collector(config, env={"LOKI_URL": loki.url})
+        collectors.append(collector)
+        collector.wait_healthy(60)
+        time.sleep(8)
+        stop_started = time.monotonic()
+        assert collector.terminate(timeout=20) == 0
+        assert time.monotonic() - stop_started < 8 + 4  # grace period plus a bounded Loki flush
+        for exchange in ("binance", "okx"):
+            cycles = [parse_ts(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)]
+            gaps = [b - a for a, b in zip(cycles, cycles[1:])]
+            assert len(cycles) >= 7 and max(gaps) < 1.6, (exchange, gaps)
+    finally:
+        loki.stop()
