@@ -1,0 +1,573 @@
+"""Offline exchange simulator: binance / kraken / okx REST dialects for real ccxt.
+
+Serves, on 127.0.0.1 only, the public endpoints ccxt 4.5.90 calls for
+``load_markets()``, ``fetch_time()`` and ``fetch_ohlcv()``, under one path
+prefix per exchange, so the real ccxt works with only ``urls``/``options``
+overridden (:meth:`ExchangeSimulator.ccxt_config`). Candles come from the
+deterministic model in :mod:`tests.fakes.exchange_prices`; :func:`truth` gives
+the exact closed candles any request should yield.
+
+Usage::
+
+    sim = ExchangeSimulator(now=clock).start()      # clock() -> epoch seconds
+    ex = ccxt.binance({**sim.ccxt_config("binance"), "enableRateLimit": True})
+    sim.add_fault("binance", "http_503", count=2)    # or duration=seconds
+    sim.set_latency(0.05, exchange="okx")
+    sim.set_rate_limit("binance", limit=100)         # weight per minute
+    sim.set_clock_offset(-2_500, exchange="kraken")  # exchange clock vs ours
+    sim.counters("binance"); sim.requests; sim.stop()
+
+Public API
+----------
+``ExchangeSimulator(now=time.time, port=0)``; ``.start()``, ``.stop()``, context
+manager; ``.base_url``; ``.ccxt_config(exchange)``; ``.exchange_now_ms(exchange)``;
+``.set_latency(seconds, exchange=None)``; ``.set_clock_offset(ms, exchange=None)``
+(per-exchange values override the global one; ``None`` removes an override);
+``.add_fault(exchange, kind, count=None, duration=None, endpoint=None, **params)``
+(returns an id; count and duration both None means count=1; exchange None
+means every exchange); ``.clear_faults(exchange=None)``; ``.faults()``;
+``.set_rate_limit(exchange, enabled=, limit=, window=, ban_after=, ban_seconds=,
+endpoint=)``; ``.counters(exchange=None)``; ``.reset_counters()``;
+``.requests`` (list of :class:`RequestRecord`); ``.clear_requests()``; ``.state()``.
+Module level: ``truth``, ``served_bar``, ``quiet_minutes`` (see exchange_prices).
+
+Fault kinds: ``http_500|502|503|504`` (HTML error page), ``http_429`` (HTTP 429
++ Retry-After with the exchange's rate-limit body), ``rate_limit`` (exactly
+what the exchange's limiter answers: binance 429, kraken 200 + "EAPI:Rate
+limit exceeded", okx 429 + code 50011), ``exchange_error`` (native internal
+error: binance 503 -1008, kraken 200 "EService:Unavailable", okx 200 code
+50026), ``timeout`` (sleep ``seconds``, default 30, then answer),
+``reset`` (close the socket with RST, no response), ``garbage`` (200 with a
+non-JSON body), ``clock_offset`` (``offset_ms`` added to the exchange clock
+while active), and kline-only ``bad_null``, ``bad_negative_volume``,
+``bad_high_low``, ``bad_offgrid``, ``bad_duplicate``, ``bad_order`` (each
+corrupts the middle row of the next served candle page). ``endpoint`` limits a
+fault to endpoints containing that string (e.g. "klines", "history-candles").
+
+Rate limits (enforced with the injected clock): binance = request weight per
+fixed clock-aligned window (6000/60 s; klines 2, exchangeInfo 20, time 1),
+429 + Retry-After when exceeded; after ``ban_after`` (3) more 429s in one
+window every request gets 418 for ``ban_seconds`` (120, doubling per ban).
+kraken = token bucket of 15 requests refilled at 1/s. okx = token bucket per
+endpoint (candles 40/2 s, history-candles 20/2 s, others 20/2 s).
+
+HTTP control (for a subprocess): ``GET /_control`` returns :meth:`state`;
+``POST /_control`` with ``{"op": "<method name>", ...kwargs}`` calls one of
+set_latency, set_clock_offset, add_fault, clear_faults, set_rate_limit,
+reset_counters, clear_requests, counters, faults, state, requests.
+
+Run ``python -m tests.fakes.exchange_sim --port 8900`` for a demo server.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import socket
+import struct
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from .exchange_dialects import DIALECTS, Dialect, Reply, Request, html_error, mutate_rows
+from .exchange_prices import MARKETS, quiet_minutes, served_bar, truth
+
+__all__ = ["ExchangeSimulator", "RateLimitConfig", "RequestRecord", "EXCHANGES", "MARKETS",
+           "FAULT_KINDS", "truth", "served_bar", "quiet_minutes"]
+
+EXCHANGES = tuple(DIALECTS)
+BAD_ROW_KINDS = frozenset({"bad_null", "bad_negative_volume", "bad_high_low", "bad_offgrid",
+                           "bad_duplicate", "bad_order"})
+FAULT_KINDS = frozenset({"http_500", "http_502", "http_503", "http_504", "http_429",
+                         "rate_limit", "exchange_error", "timeout", "reset", "garbage",
+                         "clock_offset"}) | BAD_ROW_KINDS
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+            504: "Gateway Timeout"}
+_CONTROL_OPS = frozenset({"set_latency", "set_clock_offset", "add_fault", "clear_faults",
+                          "set_rate_limit", "reset_counters", "clear_requests", "counters",
+                          "faults", "state", "requests"})
+
+# Every ccxt binance urls["api"] entry is pointed at the simulator so that no
+# code path can leave 127.0.0.1 (unserved ones answer 404).
+_BINANCE_API_PATHS = {
+    "public": "/api/v3", "private": "/api/v3", "v1": "/api/v1", "sapi": "/sapi/v1",
+    "sapiV2": "/sapi/v2", "sapiV3": "/sapi/v3", "sapiV4": "/sapi/v4",
+    "dapiPublic": "/dapi/v1", "dapiPrivate": "/dapi/v1", "dapiPrivateV2": "/dapi/v2",
+    "dapiData": "/dapi/futures/data", "eapiPublic": "/eapi/v1", "eapiPrivate": "/eapi/v1",
+    "fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
+    "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
+    "fapiData": "/fapi/futures/data", "papi": "/papi/v1", "papiV2": "/papi/v2"}
+
+
+@dataclass
+class RateLimitConfig:
+    """Limiter settings; ``limit`` units per ``window`` seconds."""
+
+    algorithm: str = "bucket"        # "window" (binance weight) or "bucket"
+    enabled: bool = True
+    limit: float = 20.0
+    window: float = 2.0
+    ban_after: int = 0               # window: 429s tolerated per window before 418
+    ban_seconds: float = 120.0
+    per_endpoint: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _default_limits() -> dict[str, RateLimitConfig]:
+    return {
+        "binance": RateLimitConfig("window", limit=6000, window=60, ban_after=3),
+        "kraken": RateLimitConfig("bucket", limit=15, window=15),
+        "okx": RateLimitConfig("bucket", limit=20, window=2, per_endpoint={
+            "market/candles": (40, 2), "market/history-candles": (20, 2)}),
+    }
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as received (time is the simulator clock, in seconds)."""
+
+    time: float
+    exchange: str
+    method: str
+    path: str
+    query: dict[str, str]
+    endpoint: str | None
+    fault: str | None
+
+
+@dataclass
+class _Fault:
+    id: int
+    exchange: str | None
+    kind: str
+    remaining: int | None
+    until: float | None
+    endpoint: str | None
+    params: dict
+
+    def live(self, now: float) -> bool:
+        return (self.remaining is None or self.remaining > 0) and (self.until is None or now < self.until)
+
+    def matches(self, exchange: str, endpoint: str | None) -> bool:
+        return (self.exchange in (None, exchange)
+                and (self.endpoint is None or (endpoint is not None and self.endpoint in endpoint)))
+
+    def consume(self) -> None:
+        if self.remaining is not None:
+            self.remaining -= 1
+
+
+class _Limiter:
+    """Binance-style fixed windows with 429 -> 418 escalation, or token buckets."""
+
+    def __init__(self, cfg: RateLimitConfig) -> None:
+        self.cfg = cfg
+        self.window_start = -1.0
+        self.used = 0.0
+        self.strikes = 0
+        self.banned_until = 0.0
+        self.ban_seconds = cfg.ban_seconds
+        self.buckets: dict[str, tuple[float, float]] = {}      # key -> (tokens, last)
+
+    def check(self, key: str, cost: float, now: float) -> tuple[str, float]:
+        """Return ("ok" | "limited" | "banned", retry_after_seconds)."""
+        if self.cfg.algorithm == "window":
+            return self._window(cost, now)
+        return self._bucket(key, cost, now) if self.cfg.enabled else ("ok", 0.0)
+
+    def _window(self, cost: float, now: float) -> tuple[str, float]:
+        if now < self.banned_until and self.cfg.enabled:
+            return "banned", self.banned_until - now
+        start = now // self.cfg.window * self.cfg.window
+        if start != self.window_start:
+            self.window_start, self.used, self.strikes = start, 0.0, 0
+        self.used += cost                   # tracked even when disabled (weight header)
+        if self.used <= self.cfg.limit or not self.cfg.enabled:
+            return "ok", 0.0
+        self.strikes += 1
+        if self.cfg.ban_after and self.strikes > self.cfg.ban_after:
+            # Binance: "repeatedly violating rate limits ... will result in an
+            # automated IP ban (HTTP status 418)", with growing durations.
+            self.banned_until = now + self.ban_seconds
+            self.ban_seconds *= 2
+            return "banned", self.banned_until - now
+        return "limited", start + self.cfg.window - now
+
+    def _bucket(self, key: str, cost: float, now: float) -> tuple[str, float]:
+        limit, window = self.cfg.per_endpoint.get(key, (self.cfg.limit, self.cfg.window))
+        rate = limit / window
+        tokens, last = self.buckets.get(key, (limit, now))
+        tokens = min(limit, tokens + max(0.0, now - last) * rate)
+        if tokens >= cost:
+            self.buckets[key] = (tokens - cost, now)
+            return "ok", 0.0
+        self.buckets[key] = (tokens, now)
+        return "limited", (cost - tokens) / rate
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.0: one request per connection, so client keep-alive retries
+    (aiohttp re-sends on a dropped pooled connection) cannot mask faults."""
+
+    server_version = "exchange-sim/1.0"
+
+    def do_GET(self) -> None:
+        self.server.sim._dispatch(self, self.command)   # type: ignore[attr-defined]
+
+    do_POST = do_PUT = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class ExchangeSimulator:
+    """The server plus its knobs; every knob is thread-safe and live."""
+
+    def __init__(self, now: Callable[[], float] = time.time, port: int = 0) -> None:
+        self._now = now
+        self._port = port
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._dialects: dict[str, Dialect] = {name: cls() for name, cls in DIALECTS.items()}
+        self._latency: dict[str | None, float] = {None: 0.0}
+        self._offsets: dict[str | None, int] = {None: 0}
+        self._limit_cfg = _default_limits()
+        self._limiters = {ex: _Limiter(cfg) for ex, cfg in self._limit_cfg.items()}
+        self._faults: list[_Fault] = []
+        self._next_fault_id = 1
+        self._log: deque[RequestRecord] = deque(maxlen=50_000)
+        self._counters: dict[str, Counter] = {ex: Counter() for ex in EXCHANGES}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle --
+    def start(self) -> "ExchangeSimulator":
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server.daemon_threads = True
+        server.sim = self                                   # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="exchange-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop_event.set()                              # wakes sleeping faults
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "ExchangeSimulator":
+        return self if self._server else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def ccxt_config(self, exchange: str) -> dict:
+        """Constructor overrides pointing ccxt at this simulator (spot only)."""
+        root = f"{self.base_url}/{exchange}"
+        if exchange == "binance":
+            # fetchCurrencies/fetchMargins would call signed sapi endpoints if
+            # keys were set (binance.fetch_currencies/fetch_markets).
+            return {"urls": {"api": {k: root + p for k, p in _BINANCE_API_PATHS.items()}},
+                    "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+                                "fetchMargins": False}}
+        if exchange == "kraken":
+            return {"urls": {"api": {"public": root, "private": root, "zendesk": root + "/zendesk"}}}
+        if exchange == "okx":
+            # okx.sign uses urls["api"]["rest"] (with "{hostname}" imploded).
+            return {"urls": {"api": {"rest": root}, "test": {"rest": root}},
+                    "options": {"fetchMarkets": {"types": ["spot"]}}}
+        raise KeyError(exchange)
+
+    # ---------------------------------------------------------------- knobs --
+    def set_latency(self, seconds: float | None, exchange: str | None = None) -> None:
+        """Delay added to every response; a per-exchange value overrides the
+        global one, and None removes that override."""
+        with self._lock:
+            _set_or_clear(self._latency, exchange, None if seconds is None else float(seconds))
+
+    def set_clock_offset(self, offset_ms: int | None, exchange: str | None = None) -> None:
+        """Exchange clock = our clock + offset (same override rules as latency)."""
+        with self._lock:
+            _set_or_clear(self._offsets, exchange, None if offset_ms is None else int(offset_ms))
+
+    def exchange_now_ms(self, exchange: str) -> int:
+        """The exchange's clock right now (without consuming clock faults)."""
+        with self._lock:
+            return self._clock_ms(exchange, self._now(), consume=False)
+
+    def add_fault(self, exchange: str | None, kind: str, count: int | None = None,
+                  duration: float | None = None, endpoint: str | None = None, **params: object) -> int:
+        """Inject a fault for the next ``count`` requests and/or ``duration`` seconds."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
+        if exchange is not None and exchange not in DIALECTS:
+            raise ValueError(f"unknown exchange {exchange!r}")
+        if count is None and duration is None:
+            count = 1
+        with self._lock:
+            until = None if duration is None else self._now() + float(duration)
+            fault = _Fault(self._next_fault_id, exchange, kind, count, until, endpoint, dict(params))
+            self._next_fault_id += 1
+            self._faults.append(fault)
+            return fault.id
+
+    def clear_faults(self, exchange: str | None = None) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if exchange is not None and f.exchange != exchange]
+
+    def faults(self) -> list[dict]:
+        with self._lock:
+            now = self._now()
+            return [dataclasses.asdict(f) for f in self._faults if f.live(now)]
+
+    def set_rate_limit(self, exchange: str, *, enabled: bool | None = None, limit: float | None = None,
+                       window: float | None = None, ban_after: int | None = None,
+                       ban_seconds: float | None = None, endpoint: str | None = None) -> None:
+        """Change an exchange's limiter; its state (usage, bans) resets.
+
+        ``limit``/``window`` with ``endpoint`` (okx) change that endpoint's
+        bucket; without it they apply to every endpoint of the exchange.
+        """
+        with self._lock:
+            cfg = self._limit_cfg[exchange]
+            changes = {k: v for k, v in (("enabled", enabled), ("ban_after", ban_after),
+                                         ("ban_seconds", ban_seconds)) if v is not None}
+            per_endpoint = dict(cfg.per_endpoint)
+            if endpoint is not None:
+                old = per_endpoint.get(endpoint, (cfg.limit, cfg.window))
+                per_endpoint[endpoint] = (old[0] if limit is None else limit,
+                                          old[1] if window is None else window)
+            else:
+                changes.update({k: v for k, v in (("limit", limit), ("window", window))
+                                if v is not None})
+                if limit is not None or window is not None:
+                    per_endpoint = {}
+            cfg = dataclasses.replace(cfg, per_endpoint=per_endpoint, **changes)
+            self._limit_cfg[exchange] = cfg
+            self._limiters[exchange] = _Limiter(cfg)
+
+    def counters(self, exchange: str | None = None) -> dict:
+        """Request counts: total, per endpoint, per status, 429/418, faults."""
+        with self._lock:
+            if exchange is None:
+                return {ex: dict(c) for ex, c in self._counters.items()}
+            return dict(self._counters[exchange])
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._counters = {ex: Counter() for ex in EXCHANGES}
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def state(self) -> dict:
+        with self._lock:
+            limits = {ex: dataclasses.asdict(cfg) for ex, cfg in self._limit_cfg.items()}
+            latency = {str(k): v for k, v in self._latency.items()}
+            offsets = {str(k): v for k, v in self._offsets.items()}
+            counters = {ex: dict(c) for ex, c in self._counters.items()}
+        return {"base_url": self.base_url, "latency": latency, "clock_offset_ms": offsets,
+                "rate_limits": limits, "faults": self.faults(), "counters": counters}
+
+    # ------------------------------------------------------------- serving --
+    def _clock_ms(self, exchange: str, now: float, consume: bool) -> int:
+        offset = self._offsets.get(exchange, self._offsets[None])
+        for fault in self._faults:
+            if fault.kind == "clock_offset" and fault.live(now) and fault.matches(exchange, None):
+                offset += int(fault.params.get("offset_ms", 0))
+                if consume:
+                    fault.consume()
+        return int(now * 1000) + offset
+
+    def _take_fault(self, exchange: str, endpoint: str | None, now: float) -> _Fault | None:
+        self._faults = [f for f in self._faults if f.live(now)]
+        candles = self._dialects[exchange].candle_endpoints
+        for fault in self._faults:
+            if fault.kind == "clock_offset" or not fault.matches(exchange, endpoint):
+                continue
+            if fault.kind in BAD_ROW_KINDS and endpoint not in candles:
+                continue
+            fault.consume()
+            return fault
+        return None
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(handler.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if url.path.rstrip("/") == "/_control":
+            _send(handler, self._control(handler, method))
+            return
+        exchange, _, rest = url.path.lstrip("/").partition("/")
+        if exchange not in self._dialects:
+            _send(handler, Reply(404, b"Not Found", content_type="text/plain"))
+            return
+        self._serve(handler, exchange, method, "/" + rest, query)
+
+    def _serve(self, handler: BaseHTTPRequestHandler, exchange: str, method: str,
+               path: str, query: dict[str, str]) -> None:
+        dialect = self._dialects[exchange]
+        endpoint = dialect.route(path)
+        with self._lock:
+            now = self._now()
+            now_ms = self._clock_ms(exchange, now, consume=True)
+            fault = self._take_fault(exchange, endpoint, now)
+            latency = self._latency.get(exchange, self._latency[None])
+            self._log.append(RequestRecord(now, exchange, method, path, query, endpoint,
+                                           fault.kind if fault else None))
+            counts = self._counters[exchange]
+            counts["requests"] += 1
+            counts[f"endpoint:{endpoint or path}"] += 1
+            if fault:
+                counts[f"fault:{fault.kind}"] += 1
+        if latency > 0:
+            self._stop_event.wait(latency)
+        if fault and fault.kind == "reset":
+            _reset(handler)
+            return
+        if fault and fault.kind == "timeout":
+            self._stop_event.wait(float(fault.params.get("seconds", 30.0)))
+        reply = self._fault_reply(dialect, fault, now_ms) if fault else None
+        if reply is None:
+            reply = self._answer(dialect, exchange, endpoint, query, now_ms, fault)
+        with self._lock:
+            counts = self._counters[exchange]
+            counts["status:%d" % reply.status] += 1
+            if reply.status in (418, 429):
+                counts[f"http_{reply.status}"] += 1
+        _send(handler, reply)
+
+    @staticmethod
+    def _fault_reply(dialect: Dialect, fault: _Fault, now_ms: int) -> Reply | None:
+        kind = fault.kind
+        if kind.startswith("http_5"):
+            status = int(kind[5:])
+            return html_error(status, _REASONS[status])
+        if kind == "http_429":
+            reply = dialect.rate_limited(float(fault.params.get("retry_after", 1)), now_ms, status=429)
+            reply.headers.setdefault("Retry-After", str(int(fault.params.get("retry_after", 1))))
+            return reply
+        if kind == "rate_limit":
+            return dialect.rate_limited(float(fault.params.get("retry_after", 1)), now_ms)
+        if kind == "exchange_error":
+            return dialect.exchange_error()
+        if kind == "garbage":
+            body = fault.params.get("body", "upstream connect error or disconnect/reset before "
+                                    "headers. reset reason: connection termination<html>\x00")
+            return Reply(200, str(body).encode(), content_type="text/html")
+        return None
+
+    def _answer(self, dialect: Dialect, exchange: str, endpoint: str | None,
+                query: dict[str, str], now_ms: int, fault: _Fault | None) -> Reply:
+        if endpoint is None:
+            return Reply(404, b"Not Found", content_type="text/plain")
+        with self._lock:
+            limiter = self._limiters[exchange]
+            verdict, retry = limiter.check(endpoint, dialect.cost(endpoint, query), self._now())
+            used = limiter.used
+            if verdict != "ok":
+                self._counters[exchange]["rate_limited"] += 1
+        if verdict != "ok":
+            return dialect.rate_limited(retry, now_ms, banned=verdict == "banned")
+        mutate = partial(mutate_rows, fault.kind) if fault and fault.kind in BAD_ROW_KINDS else None
+        reply = dialect.handle(Request(endpoint, query, now_ms, mutate))
+        if exchange == "binance":
+            reply.headers["X-MBX-USED-WEIGHT-1M"] = str(int(used))
+        return reply
+
+    def _control(self, handler: BaseHTTPRequestHandler, method: str) -> Reply:
+        """JSON control plane so a subprocess (demo, collector) can be steered."""
+        if method == "GET":
+            return Reply(body={"ok": True, "result": self.state()})
+        try:
+            length = int(handler.headers.get("Content-Length") or 0)
+            args = json.loads(handler.rfile.read(length) or b"{}")
+            op = args.pop("op")
+            if op not in _CONTROL_OPS:
+                raise ValueError(f"unknown op {op!r}")
+            if op == "requests":
+                return Reply(body={"ok": True, "result": [
+                    dataclasses.asdict(r) for r in self.requests[-int(args.get("limit", 1000)):]]})
+            result = getattr(self, op)(**args)
+            return Reply(body={"ok": True, "result": result})
+        except Exception as exc:                            # reported to the caller
+            return Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _set_or_clear(table: dict, exchange: str | None, value: object) -> None:
+    if value is None:
+        if exchange is not None:
+            table.pop(exchange, None)
+    else:
+        table[exchange] = value
+
+
+def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    body = reply.body if isinstance(reply.body, bytes) else json.dumps(
+        reply.body, separators=(",", ":")).encode()
+    try:
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", reply.content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass                                                # client gave up (timeout fault)
+
+
+def _reset(handler: BaseHTTPRequestHandler) -> None:
+    """Close with SO_LINGER=0 so the client sees a TCP RST and no response."""
+    handler.close_connection = True
+    sock = handler.connection
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until Ctrl-C, printing the base URL and ccxt config blocks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
+    args = parser.parse_args(argv)
+    sim = ExchangeSimulator(port=args.port).start()
+    sim.set_latency(args.latency)
+    print(f"exchange simulator listening on {sim.base_url}", flush=True)
+    print(f"control: GET/POST {sim.base_url}/_control", flush=True)
+    print("ccxt:", flush=True)
+    for exchange in EXCHANGES:
+        block = json.dumps(sim.ccxt_config(exchange), indent=2).replace("\n", "\n    ")
+        print(f"  {exchange}:\n    {block}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
