@@ -68,6 +68,11 @@ class Settings(_Strict):
     shutdown_grace_seconds: PositiveFloat = 8
     # Supervisor: a worker silent for this many intervals is considered hung.
     heartbeat_timeout_intervals: PositiveInt = 5
+    # Where workers keep state that must survive a restart (spooled rows, dead letters,
+    # HISTORY checkpoints); a volume in the container.
+    state_dir: str = "data/state"
+    # LIVE: rows kept on disk while the store is down; beyond this, gap repair takes over.
+    spool_max_rows: PositiveInt = 500_000
     # HISTORY: how many times a crashed worker is restarted before its series count as failed.
     history_restart_budget: int = Field(default=3, ge=0)
 

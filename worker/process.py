@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import schedule
@@ -25,6 +26,7 @@ from worker.runner import Worker
 from worker.scheduling import run_until, schedule_live_jobs
 from worker.sinks.factory import make_sink
 from worker.spec import WorkerSpec
+from worker.spool import DeadLetters, Spool
 
 log = logging.getLogger("worker.process")
 
@@ -45,7 +47,10 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
         status_queue.put({"exchange": spec.exchange_id, "pid": os.getpid(), "ts": time.time(), **message})
 
     sink = make_sink(spec.storage, bulk=spec.mode == "history")
-    worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report)
+    state = Path(spec.settings.state_dir)
+    worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
+                    spool=Spool(state / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows),
+                    dead_letters=DeadLetters(state / f"dead-letters-{spec.exchange_id}.jsonl"))
     loop = asyncio.new_event_loop()
     try:
         code = _run(worker, spec, loop, stop, report)

@@ -19,6 +19,7 @@ from worker.errors import CollectorError, SinkRejected, SinkUnavailable, Transie
 from worker.exchange import ExchangeClient
 from worker.history import SeriesOutcome, backfill_series, log_rejections
 from worker.retry import Backoff
+from worker.spool import DeadLetters, Spool
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.sinks.base import Sink
 from worker.timeframes import bar_start
@@ -28,9 +29,6 @@ log = logging.getLogger("worker.runner")
 Report = Callable[[dict[str, Any]], None]
 # HISTORY: rows gathered before one write (one load job / one SQLite transaction).
 HISTORY_FLUSH_ROWS = 50_000
-# LIVE: rows kept in memory for the next cycle while the store is down; beyond this, the
-# oldest are dropped and gap repair fetches them again from the exchange.
-PENDING_ROWS_LIMIT = 100_000
 # HISTORY: a store outage shorter than about a minute costs a pause, not the run.
 SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
 
@@ -72,6 +70,8 @@ class Worker:
         client: ExchangeClient | None = None,
         report: Report | None = None,
         clock: Callable[[], float] = time.time,
+        spool: Spool | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         self.settings = settings
@@ -87,7 +87,8 @@ class Worker:
         self._clock = clock
         self._policy = LiveWritePolicy()
         self._needs_repair: set[SeriesKey] = set()
-        self._pending: list[OhlcvRow] = []
+        self.spool = spool if spool is not None else Spool(None, settings.spool_max_rows)
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
         self._history_rows: list[OhlcvRow] = []
         self._stopping = False
         self._sleep = asyncio.sleep
@@ -174,22 +175,36 @@ class Worker:
         return to_rows(series, candles, int(self._clock() * 1000)), bars
 
     async def _write_live(self, rows: list[OhlcvRow]) -> bool:
-        """Write this cycle's rows after any left over from a failed cycle; keep them on failure."""
-        batch = self._pending + rows
-        if not batch:
+        """Deliver spooled rows first (in order), then this cycle's; spool them on failure."""
+        if len(self.spool):
+            spooled = self.spool.rows()
+            try:
+                await self._write(spooled)
+            except SinkUnavailable as exc:
+                return self._spool(rows, exc)
+            self.spool.clear()
+            log.info("delivered %d spooled rows", len(spooled),
+                     extra={"event": "spool_delivered", "rows": len(spooled)})
+        if not rows:
             return True
         try:
-            await self._write(batch)
+            await self._write(rows)
         except SinkUnavailable as exc:
-            self._pending = batch[-PENDING_ROWS_LIMIT:]
-            for row in batch[:-PENDING_ROWS_LIMIT]:
-                self._needs_repair.add(row.series)
-            log.error("store unavailable, %d rows kept for the next cycle: %s", len(self._pending),
-                      exc, extra={"event": "sink_write_error", "rows": len(self._pending),
-                                  "error": str(exc)[:300]})
-            return False
-        self._pending = []
+            return self._spool(rows, exc)
         return True
+
+    def _spool(self, rows: list[OhlcvRow], exc: Exception) -> bool:
+        overflow = self.spool.append(rows)
+        log.error("store unavailable, %d rows spooled for the next cycle: %s", len(self.spool), exc,
+                  extra={"event": "sink_write_error", "rows": len(rows), "spooled": len(self.spool),
+                         "error": str(exc)[:300]})
+        if overflow:
+            # Nothing is lost for good: repair refetches these series from the last stored bar.
+            self._needs_repair.update(row.series for row in overflow)
+            log.critical("spool full (%d rows): %d rows dropped, their series will be repaired "
+                         "from the exchange", self.spool.max_rows, len(overflow),
+                         extra={"event": "spool_full", "rows": len(overflow)})
+        return False
 
     async def _repair(self, series: Sequence[SeriesKey]) -> None:
         """Backfill each series from its last stored bar (inclusive: it may have been open)."""
@@ -305,11 +320,13 @@ class Worker:
             result = await asyncio.to_thread(self.sink.write, rows)
         except SinkRejected as exc:
             self.stats.rows_rejected += len(rows)
-            log.error("store refused %d rows: %s", len(rows), exc,
+            self.dead_letters.add((row, str(exc)) for row in rows)
+            log.error("store refused %d rows (kept in the dead-letter file): %s", len(rows), exc,
                       extra={"event": "sink_write_rejected", "rows": len(rows), "error": str(exc)[:300]})
             return
         self.stats.rows_written += result.written
         self.stats.rows_rejected += len(result.rejected)
+        self.dead_letters.add(result.rejected)
         for row, reason in result.rejected[:20]:
             log.error("store rejected a row of %s: %s", row.series, reason,
                       extra=_series_extra(row.series, "sink_row_rejected", reason=reason[:300]))
