@@ -128,3 +128,51 @@ def test_exchange_failure_ends_the_series_with_an_error_and_where_it_stood() -> 
     outcome, emitted = backfill(exchange, START + 60 * MINUTE, START, START + 20 * MINUTE, page_limit=10)
     assert outcome.status == "failed" and "nope" in outcome.error
     assert len(emitted) == 10 and outcome.covered_until == START + 10 * MINUTE
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result(tmp_path, monkeypatch) -> None:
+    """Killed halfway and run again: fewer requests than a full run, the same rows."""
+    import worker.runner as runner
+    from supervisor.config import ExchangeConfig, Settings
+    from worker.checkpoint import HistoryCheckpoint
+    from worker.runner import Worker
+    from worker.sinks.sqlite import SqliteSink
+
+    monkeypatch.setattr(runner, "HISTORY_FLUSH_ROWS", 100)  # a durable write every page
+    history = [candle(START + k * MINUTE, 100 + k) for k in range(1000)]
+    now = START + 1000 * MINUTE + 1
+    config = ExchangeConfig(symbols=[{"symbol": "BTC/USDT", "timeframes": ["1m"]}])
+
+    def run(db: str, stop_after_pages: int | None):
+        fetch, calls = paginated(history, page_size=100, boundary_duplicate=False)
+        worker_box = {}
+
+        def counting_fetch(*args):
+            if stop_after_pages is not None and len(calls) + 1 >= stop_after_pages:
+                worker_box["w"].request_stop()  # the shutdown signal arrives mid-run
+            return fetch(*args)
+        exchange = mock_exchange(ohlcv=counting_fetch, server_time_ms=lambda: now)
+        sink = SqliteSink(tmp_path / db)
+        worker = Worker("mockex", config, Settings(history_page_limit=100), sink,
+                        client=client_for(exchange, clock=lambda: now / 1000), clock=lambda: now / 1000)
+        worker_box["w"] = worker
+        checkpoint = HistoryCheckpoint.for_range(tmp_path / db.replace(".sqlite", "-state"), "mockex",
+                                                 START, START + 1000 * MINUTE)
+
+        async def go():
+            await worker.start()
+            return await worker.run_history(START, START + 1000 * MINUTE, checkpoint=checkpoint)
+        report = asyncio.run(go())
+        rows = sink._connection().execute(
+            "SELECT timestamp, open, high, low, close, volume FROM market_data_ohlcv ORDER BY 1").fetchall()
+        return report, len(calls), rows
+
+    _, full_requests, full_rows = run("full.sqlite", None)
+    first, first_requests, _ = run("resumed.sqlite", stop_after_pages=5)
+    assert not first.ok and first_requests == 5
+    second, second_requests, resumed_rows = run("resumed.sqlite", None)
+    assert second.ok
+    assert second_requests < full_requests and first_requests + second_requests <= full_requests + 1
+    assert resumed_rows == full_rows and len(full_rows) == 1000
+    third, third_requests, rerun_rows = run("resumed.sqlite", None)
+    assert third_requests == 0 and rerun_rows == full_rows  # a finished range is not fetched again

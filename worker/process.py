@@ -21,6 +21,7 @@ import schedule
 from supervisor.logs import configure_worker_logging
 from worker import exit_codes
 from worker.candles import SeriesKey
+from worker.checkpoint import HistoryCheckpoint
 from worker.errors import CollectorError, ExchangeSetupError
 from worker.runner import Worker
 from worker.scheduling import run_until, schedule_live_jobs
@@ -124,7 +125,9 @@ def _run_history(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLo
                  stop: threading.Event) -> int:
     assert spec.start_ms is not None and spec.end_ms is not None
     resume = {SeriesKey(*key): ms for key, ms in spec.resume_from.items()}
-    report = loop.run_until_complete(worker.run_history(spec.start_ms, spec.end_ms, resume))
+    checkpoint = HistoryCheckpoint.for_range(spec.settings.state_dir, spec.exchange_id,
+                                             spec.start_ms, spec.end_ms)
+    report = loop.run_until_complete(worker.run_history(spec.start_ms, spec.end_ms, resume, checkpoint))
     if stop.is_set() and not report.ok:
         return exit_codes.INTERRUPTED
     return exit_codes.OK if report.ok else exit_codes.HISTORY_INCOMPLETE

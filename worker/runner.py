@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from supervisor.config import ExchangeConfig, Settings
+from worker.checkpoint import HistoryCheckpoint
 from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
@@ -22,7 +23,7 @@ from worker.retry import Backoff
 from worker.spool import DeadLetters, Spool
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.sinks.base import Sink
-from worker.timeframes import bar_start
+from worker.timeframes import bar_start, next_bar_start
 
 log = logging.getLogger("worker.runner")
 
@@ -90,6 +91,9 @@ class Worker:
         self.spool = spool if spool is not None else Spool(None, settings.spool_max_rows)
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
         self._history_rows: list[OhlcvRow] = []
+        self._checkpoint = HistoryCheckpoint(None)
+        self._marks_buffered: dict[SeriesKey, int] = {}
+        self._marks_durable: dict[SeriesKey, int] = {}
         self._stopping = False
         self._sleep = asyncio.sleep
 
@@ -244,9 +248,20 @@ class Worker:
     # -- HISTORY ---------------------------------------------------------------------------
 
     async def run_history(self, start_ms: int, end_ms: int,
-                          resume_from: dict[SeriesKey, int] | None = None) -> HistoryReport:
-        """Backfill every series over [start, end), in parallel within the rate limit."""
-        resume_from = resume_from or {}
+                          resume_from: dict[SeriesKey, int] | None = None,
+                          checkpoint: HistoryCheckpoint | None = None) -> HistoryReport:
+        """Backfill every series over [start, end), in parallel within the rate limit.
+
+        Each series starts where ``resume_from`` or the checkpoint of an earlier run of the
+        same range says it stood.
+        """
+        self._checkpoint = checkpoint or HistoryCheckpoint(None)
+        self._marks_durable = self._checkpoint.load()
+        resume_from = {**self._marks_durable, **(resume_from or {})}
+        if any(resume_from.get(s, start_ms) > start_ms for s in self.series):
+            log.info("resuming: %d of %d series have progress from an earlier run",
+                     sum(1 for s in self.series if resume_from.get(s, start_ms) > start_ms),
+                     len(self.series), extra={"event": "history_resume"})
         report = HistoryReport(skipped=list(self.skipped))
         for series, reason in self.skipped:
             self._report({"type": "series_done", "series": tuple(series), "status": "skipped",
@@ -266,10 +281,13 @@ class Worker:
                 outcome.error = outcome.error or f"store write failed: {exc}"
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
+            if outcome.status in ("complete", "partial_unavailable"):
+                self._marks_durable[outcome.series] = end_ms
             self._report({"type": "series_done", "series": tuple(outcome.series),
                           "status": outcome.status, "covered_until": outcome.covered_until,
                           "candles": outcome.candles, "unavailable": outcome.unavailable,
                           "error": outcome.error})
+        self._checkpoint.save(self._marks_durable)
         report.outcomes = list(outcomes)
         return report
 
@@ -295,6 +313,7 @@ class Worker:
 
     async def _buffer_history_rows(self, series: SeriesKey, candles: list[Candle]) -> None:
         self._history_rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
+        self._marks_buffered[series] = next_bar_start(candles[-1].timestamp, series.timeframe)
         if len(self._history_rows) >= HISTORY_FLUSH_ROWS:
             await self._flush_history_rows()
 
@@ -304,6 +323,9 @@ class Worker:
         for attempt in range(1, SINK_BACKOFF.attempts + 1):
             try:
                 await self._write(rows)
+                self._marks_durable.update(self._marks_buffered)
+                self._marks_buffered.clear()
+                self._checkpoint.save(self._marks_durable)
                 return
             except SinkUnavailable as exc:
                 if attempt == SINK_BACKOFF.attempts:
