@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from supervisor.config import AppConfig
-from supervisor.history_summary import summarize_history
+from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import BACKOFF, DONE, FAILED, RUNNING, STOPPING, WorkerProcess
 from worker import exit_codes
 from worker.spec import WorkerSpec
@@ -36,6 +36,7 @@ class Arbiter:
         log_sink: queue.Queue,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        repair: bool = False,
         clock: Callable[[], float] = time.time,
         on_tick: Callable[["Arbiter"], None] | None = None,
     ) -> None:
@@ -54,7 +55,12 @@ class Arbiter:
         self.workers = {
             exchange_id: WorkerProcess(WorkerSpec(
                 exchange_id, config.exchanges[exchange_id], settings, config.storage, mode,
-                start_ms, end_ms)) for exchange_id in exchanges}
+                start_ms, end_ms, repair=repair)) for exchange_id in exchanges}
+
+    @property
+    def one_shot(self) -> bool:
+        """HISTORY and AUDIT end when their range is done; LIVE runs until stopped."""
+        return self.mode != "live"
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -79,7 +85,7 @@ class Arbiter:
     def finished(self) -> bool:
         if self.stopping:
             return True
-        return self.mode == "history" and all(w.state in (DONE, FAILED) for w in self.workers.values())
+        return self.one_shot and all(w.state in (DONE, FAILED) for w in self.workers.values())
 
     def wait_for_reports(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -127,14 +133,14 @@ class Arbiter:
         elif code == exit_codes.BAD_CONFIG:
             worker.state, worker.failure = FAILED, "bad config for this exchange (see its log)"
             log.error("worker %s cannot run with this config; not restarting", worker.exchange_id, extra=extra)
-        elif self.mode == "history" and code in (exit_codes.OK, exit_codes.HISTORY_INCOMPLETE):
+        elif self.one_shot and code in (exit_codes.OK, exit_codes.HISTORY_INCOMPLETE):
             worker.state = DONE
             log.info("worker %s finished its range", worker.exchange_id, extra=extra)
         elif worker.recycle:
             log.warning("worker %s recycled, starting again", worker.exchange_id, extra=extra)
             worker.restarts += 1
             worker.state, worker.next_start_at = BACKOFF, now
-        elif self.mode == "history" and worker.crashes >= self.config.settings.history_restart_budget:
+        elif self.one_shot and worker.crashes >= self.config.settings.history_restart_budget:
             worker.state, worker.failure = FAILED, f"crashed {worker.crashes + 1} times (exit code {code})"
             log.error("worker %s out of restarts", worker.exchange_id, extra=extra)
         else:
@@ -199,6 +205,8 @@ class Arbiter:
     def exit_code(self) -> int:
         if self.mode == "history":
             return summarize_history(self.workers.values(), interrupted=self.stopping)
+        if self.mode == "audit":
+            return summarize_audit(self.workers.values())
         if all(w.state == FAILED for w in self.workers.values()):
             return 2  # every exchange's config was unusable: nothing was ever collected
         return 0
@@ -206,6 +214,6 @@ class Arbiter:
     def health(self) -> dict[str, Any]:
         now = self.clock()
         workers = {w.exchange_id: w.snapshot(now, self.heartbeat_timeout_s) for w in self.workers.values()}
-        finished_ok = self.mode == "history"
+        finished_ok = self.one_shot
         healthy = all(w["healthy"] or (finished_ok and w["state"] == DONE) for w in workers.values())
         return {"status": "ok" if healthy else "degraded", "mode": self.mode, "workers": workers}

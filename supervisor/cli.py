@@ -1,6 +1,7 @@
 """``python -m supervisor``: arguments, config, logging, then the arbiter.
 
-Exit codes: 0 success; 1 HISTORY finished with failed series; 2 bad usage or bad config;
+Exit codes: 0 success; 1 HISTORY finished with failed series (AUDIT: repairable gaps left);
+2 bad usage or bad config;
 3 the supervisor itself could not start (store not initialisable, health port taken).
 """
 
@@ -37,8 +38,11 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor",
                                      description="Collect OHLCV candles from exchanges into BigQuery or SQLite.")
-    parser.add_argument("--mode", choices=("live", "history"), default="live",
-                        help="live: poll forever (default); history: backfill --start..--end and exit")
+    parser.add_argument("--mode", choices=("live", "history", "audit"), default="live",
+                        help="live: poll forever (default); history: backfill --start..--end and exit; "
+                             "audit: classify the store's gaps in --start..--end and exit")
+    parser.add_argument("--repair", action="store_true",
+                        help="audit: also fill the gaps the exchange can still serve")
     parser.add_argument("--start", help="HISTORY start, ISO-8601 (naive = UTC), inclusive")
     parser.add_argument("--end", help="HISTORY end, ISO-8601 (naive = UTC), exclusive; default now")
     parser.add_argument("--config", help="config file (default $CONFIG_PATH, then ./config.yaml)")
@@ -61,12 +65,14 @@ def parse_instant(text: str, flag: str) -> int:
 
 
 def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, int | None]:
-    if args.mode != "history":
+    if args.repair and args.mode != "audit":
+        raise UsageError("--repair only applies to --mode audit")
+    if args.mode == "live":
         if args.start or args.end:
-            raise UsageError("--start and --end only apply to --mode history")
+            raise UsageError("--start and --end only apply to --mode history and --mode audit")
         return None, None
     if not args.start:
-        raise UsageError("--mode history needs --start")
+        raise UsageError(f"--mode {args.mode} needs --start")
     start = parse_instant(args.start, "--start")
     end = parse_instant(args.end, "--end") if args.end else now_ms
     if start >= end:
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
         return EXIT_OK
-    return run_service(config, args.mode, exchanges, start_ms, end_ms)
+    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair)
 
 
 def worker_context() -> Any:
@@ -133,7 +139,7 @@ def worker_context() -> Any:
 
 
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
-                end_ms: int | None) -> int:
+                end_ms: int | None, *, repair: bool = False) -> int:
     settings = config.settings
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
@@ -150,7 +156,7 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if not preflight(ctx, config, log_queue):
             return EXIT_BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_sink=log_queue,
-                          start_ms=start_ms, end_ms=end_ms)
+                          start_ms=start_ms, end_ms=end_ms, repair=repair)
         if settings.health_port:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,

@@ -43,6 +43,7 @@ class WorkerProcess:
     failure: str | None = None
     # HISTORY: the last report per series, kept across restarts.
     series_results: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    audit_results: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # Counters of the earlier runs of this worker, so totals survive restarts.
     _carried_rows: tuple[int, int] = (0, 0)
 
@@ -130,6 +131,8 @@ class WorkerProcess:
                 self.last_success = float(message["last_success"])
         elif kind == "series_done":
             self.series_results[tuple(message["series"])] = message
+        elif kind == "audit_result":
+            self.audit_results[tuple(message["series"])] = message
 
     def sample_memory(self) -> None:
         if not self.is_alive():

@@ -47,7 +47,7 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
     def report(message: dict[str, Any]) -> None:
         status_queue.put({"exchange": spec.exchange_id, "pid": os.getpid(), "ts": time.time(), **message})
 
-    sink = make_sink(spec.storage, bulk=spec.mode == "history")
+    sink = make_sink(spec.storage, bulk=spec.mode in ("history", "audit"))
     state = Path(spec.settings.state_dir)
     worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
                     spool=Spool(state / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows),
@@ -85,6 +85,8 @@ def _run(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
     report({"type": "started", "series": len(worker.series), "skipped": len(worker.skipped)})
     if spec.mode == "history":
         return _run_history(worker, spec, loop, stop)
+    if spec.mode == "audit":
+        return _run_audit(worker, spec, loop)
     return _run_live(worker, spec, loop, stop)
 
 
@@ -119,6 +121,13 @@ def _run_live(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
     run_until(scheduler, stop.is_set, stop.wait)
     log.info("stopped on request", extra={"event": "worker_stopped"})
     return exit_codes.OK
+
+
+def _run_audit(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop) -> int:
+    assert spec.start_ms is not None and spec.end_ms is not None
+    results = loop.run_until_complete(worker.run_audit(spec.start_ms, spec.end_ms, repair=spec.repair))
+    clean = all(r.error is None and r.repairable == 0 for r in results)
+    return exit_codes.OK if clean else exit_codes.HISTORY_INCOMPLETE
 
 
 def _run_history(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from supervisor.config import ExchangeConfig, Settings
+from worker.audit import AuditResult, audit_series
 from worker.checkpoint import HistoryCheckpoint
 from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
@@ -302,6 +303,27 @@ class Worker:
                                                     status=outcome.status, rows=outcome.candles,
                                                     pages=outcome.pages, error=outcome.error))
         return outcome
+
+    # -- AUDIT -----------------------------------------------------------------------------
+
+    async def run_audit(self, start_ms: int, end_ms: int, *, repair: bool) -> list[AuditResult]:
+        """Classify every gap of every series in [start, end); fill the repairable ones if asked."""
+        async def stored(series: SeriesKey, start: int, end: int) -> list[int]:
+            return await asyncio.to_thread(self.sink.stored_timestamps, series, start, end)
+
+        heartbeat = asyncio.create_task(self._heartbeat_while_running())
+        try:
+            results = await asyncio.gather(*(
+                audit_series(self.client, s, start_ms, end_ms,
+                             page_limit=self.settings.history_page_limit, stored_timestamps=stored,
+                             repair=self._buffer_history_rows if repair else None)
+                for s in self.series))
+            await self._flush_history_rows()
+        finally:
+            heartbeat.cancel()
+        for result in results:
+            self._report({"type": "audit_result", **result.as_report()})
+        return list(results)
 
     async def _heartbeat_while_running(self, every_s: float = 5.0) -> None:
         """HISTORY has no cycles; this tells the supervisor the event loop is still turning."""

@@ -18,11 +18,12 @@ class WorkerSpec:
     exchange: ExchangeConfig
     settings: Settings
     storage: StorageConfig
-    mode: str                                   # "live" or "history"
-    start_ms: int | None = None                 # HISTORY range [start, end)
+    mode: str                                   # "live", "history" or "audit"
+    start_ms: int | None = None                 # HISTORY / AUDIT range [start, end)
     end_ms: int | None = None
     # HISTORY: per series (exchange, symbol, timeframe), where a previous attempt stood.
     resume_from: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    repair: bool = False                        # AUDIT: fill the gaps the exchange can serve
 
 
 def run_worker(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:

@@ -31,5 +31,8 @@ class Sink(Protocol):
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         """Open time (epoch ms) of the newest stored bar per series, in one query; absent if none."""
 
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        """Open times (epoch ms) of the stored bars of one series in [start, end), ascending."""
+
     def close(self) -> None:
         ...

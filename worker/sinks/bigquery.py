@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 from google.api_core import exceptions as gexc
@@ -75,6 +76,10 @@ def make_client(project: str | None, location: str) -> bigquery.Client:
         return bigquery.Client(project=project or "local-project", location=location,
                                credentials=AnonymousCredentials())
     return bigquery.Client(project=project, location=location)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -247,6 +252,21 @@ class BigQuerySink:
                 if key in wanted and row["last_ts"] is not None:
                     result[key] = int(row["last_ts"].timestamp() * 1000)
         return result
+
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        sql = (f"SELECT DISTINCT timestamp FROM `{self.table_path}` WHERE exchange = @exchange "
+               "AND symbol = @symbol AND timeframe = @timeframe AND timestamp >= @start "
+               "AND timestamp < @end ORDER BY timestamp")
+        params = [bigquery.ScalarQueryParameter(name, "STRING", value)
+                  for name, value in zip(("exchange", "symbol", "timeframe"), series)]
+        params += [bigquery.ScalarQueryParameter(name, "TIMESTAMP", _utc(ms))
+                   for name, ms in (("start", start_ms), ("end", end_ms))]
+        try:
+            rows = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+                                     timeout=self._timeout).result(timeout=self._timeout * 4)
+        except Exception as exc:
+            raise self._translate(exc, "audit query") from exc
+        return [int(row["timestamp"].timestamp() * 1000) for row in rows]
 
     def _translate(self, exc: Exception, what: str) -> Exception:
         text = f"BigQuery {what} on {self._table}: {type(exc).__name__}: {exc}"[:600]

@@ -114,6 +114,17 @@ class SqliteSink:
                 result[key] = parse_iso_utc(last)
         return result
 
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        query = (f"SELECT timestamp FROM {TABLE_NAME} WHERE exchange = ? AND symbol = ? "
+                 "AND timeframe = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp")
+        with self._lock:
+            try:
+                found = self._connection().execute(
+                    query, (*series, iso_utc(start_ms), iso_utc(end_ms))).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+        return [parse_iso_utc(ts) for (ts,) in found]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

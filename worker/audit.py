@@ -1,0 +1,108 @@
+"""AUDIT: compare what is stored with what the exchange serves, and say which gaps are real.
+
+Every missing bar on the grid is either a failure of ours (the exchange has it now: the gap
+can be repaired) or not (no trades in that bar, or the exchange no longer serves that far
+back). The exchange is asked once for the whole range, as a HISTORY run would, without
+writing unless asked to repair.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from worker.candles import Candle, SeriesKey
+from worker.exchange import ExchangeClient
+from worker.history import backfill_series
+from worker.timeframes import bar_start, next_bar_start
+
+log = logging.getLogger("worker.audit")
+
+StoredTimestamps = Callable[[SeriesKey, int, int], Awaitable[list[int]]]
+Write = Callable[[SeriesKey, list[Candle]], Awaitable[None]]
+
+
+@dataclass
+class Gap:
+    start_ms: int
+    end_ms: int           # exclusive
+    missing: int          # grid bars missing in [start, end)
+    kind: str             # "repairable" | "no_trades" | "unavailable"
+    exchange_bars: int = 0
+
+
+@dataclass
+class AuditResult:
+    series: SeriesKey
+    expected: int = 0
+    stored: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    repaired: int = 0
+    error: str | None = None
+
+    @property
+    def repairable(self) -> int:
+        return sum(g.exchange_bars for g in self.gaps if g.kind == "repairable") - self.repaired
+
+    def as_report(self) -> dict:
+        return {"series": tuple(self.series), "expected": self.expected, "stored": self.stored,
+                "repairable": self.repairable, "repaired": self.repaired, "error": self.error,
+                "gaps": [g.__dict__ for g in self.gaps]}
+
+
+def grid(start_ms: int, end_ms: int, timeframe: str) -> list[int]:
+    ts = bar_start(start_ms, timeframe)
+    if ts < start_ms:
+        ts = next_bar_start(ts, timeframe)
+    bars = []
+    while ts < end_ms:
+        bars.append(ts)
+        ts = next_bar_start(ts, timeframe)
+    return bars
+
+
+async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int, end_ms: int, *,
+                       page_limit: int, stored_timestamps: StoredTimestamps,
+                       repair: Write | None = None) -> AuditResult:
+    result = AuditResult(series)
+    served: dict[int, Candle] = {}
+
+    async def keep(_: SeriesKey, candles: list[Candle]) -> None:
+        served.update((c.timestamp, c) for c in candles)
+
+    outcome = await backfill_series(client, series, start_ms, end_ms, page_limit=page_limit, emit=keep)
+    if outcome.error:
+        result.error = outcome.error
+        return result
+    closed_end = min(end_ms, outcome.covered_until)
+    expected = grid(start_ms, closed_end, series.timeframe)
+    stored = set(await stored_timestamps(series, start_ms, closed_end))
+    result.expected, result.stored = len(expected), len(stored & set(expected))
+    result.gaps = _gaps([ts for ts in expected if ts not in stored], series.timeframe, served,
+                        outcome.unavailable)
+    missing_served = [served[ts] for g in result.gaps if g.kind == "repairable"
+                      for ts in grid(g.start_ms, g.end_ms, series.timeframe) if ts in served]
+    if repair is not None and missing_served:
+        await repair(series, missing_served)
+        result.repaired = len(missing_served)
+    return result
+
+
+def _gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
+          unavailable: list[tuple[int, int]]) -> list[Gap]:
+    """Group consecutive missing bars; classify each group by what the exchange serves."""
+    gaps: list[Gap] = []
+    for ts in missing:
+        if gaps and gaps[-1].end_ms == ts:
+            gaps[-1].end_ms = next_bar_start(ts, timeframe)
+            gaps[-1].missing += 1
+        else:
+            gaps.append(Gap(ts, next_bar_start(ts, timeframe), 1, "no_trades"))
+    for gap in gaps:
+        gap.exchange_bars = sum(1 for ts in grid(gap.start_ms, gap.end_ms, timeframe) if ts in served)
+        if gap.exchange_bars:
+            gap.kind = "repairable"
+        elif any(a <= gap.start_ms and gap.end_ms <= b for a, b in unavailable):
+            gap.kind = "unavailable"
+    return gaps
