@@ -156,8 +156,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result
         worker = Worker("mockex", config, Settings(history_page_limit=100), sink,
                         client=client_for(exchange, clock=lambda: now / 1000), clock=lambda: now / 1000)
         worker_box["w"] = worker
-        checkpoint = HistoryCheckpoint.for_range(tmp_path / db.replace(".sqlite", "-state"), "mockex",
-                                                 START, START + 1000 * MINUTE)
+        checkpoint = HistoryCheckpoint.for_range(tmp_path / "state", "mockex",
+                                                 START, START + 1000 * MINUTE, store_identity=db)
 
         async def go():
             await worker.start()

@@ -7,6 +7,7 @@ none); the mark only moves after the store confirmed the write.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,8 +20,11 @@ class HistoryCheckpoint:
         self.path = path
 
     @classmethod
-    def for_range(cls, state_dir: str | Path, exchange_id: str, start_ms: int, end_ms: int) -> "HistoryCheckpoint":
-        return cls(Path(state_dir) / f"history-{exchange_id}-{start_ms}-{end_ms}.json")
+    def for_range(cls, state_dir: str | Path, exchange_id: str, start_ms: int, end_ms: int,
+                  store_identity: str) -> "HistoryCheckpoint":
+        """One file per exchange, range and store: progress into one store says nothing of another."""
+        store = hashlib.sha1(store_identity.encode()).hexdigest()[:10]
+        return cls(Path(state_dir) / f"history-{exchange_id}-{start_ms}-{end_ms}-{store}.json")
 
     def load(self) -> dict[SeriesKey, int]:
         if self.path is None or not self.path.exists():

@@ -135,7 +135,7 @@ def _run_history(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLo
     assert spec.start_ms is not None and spec.end_ms is not None
     resume = {SeriesKey(*key): ms for key, ms in spec.resume_from.items()}
     checkpoint = HistoryCheckpoint.for_range(spec.settings.state_dir, spec.exchange_id,
-                                             spec.start_ms, spec.end_ms)
+                                             spec.start_ms, spec.end_ms, spec.storage.model_dump_json())
     report = loop.run_until_complete(worker.run_history(spec.start_ms, spec.end_ms, resume, checkpoint))
     if stop.is_set() and not report.ok:
         return exit_codes.INTERRUPTED
