@@ -125,10 +125,6 @@ class Worker:
         self._stopping = True
         self.client.abort_retries()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     # -- LIVE ------------------------------------------------------------------------------
 
     async def resume_from_store(self) -> None:
