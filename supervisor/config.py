@@ -54,6 +54,9 @@ class _Strict(BaseModel):
 class Settings(_Strict):
     update_interval_seconds: PositiveInt = 60
     history_page_limit: PositiveInt = 1000
+    # HISTORY: rows per write (one load job or one SQLite transaction), and so how often the
+    # checkpoint moves. BigQuery takes 1,500 load jobs per table a day: keep this large there.
+    history_flush_rows: PositiveInt = 50_000
     service_name: str = "tda-large-collector"
     environment: str = "production"
     health_port: int = Field(default=8080, ge=0, le=65535)

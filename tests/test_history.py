@@ -130,15 +130,13 @@ def test_exchange_failure_ends_the_series_with_an_error_and_where_it_stood() -> 
     assert len(emitted) == 10 and outcome.covered_until == START + 10 * MINUTE
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result(tmp_path, monkeypatch) -> None:
+def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result(tmp_path) -> None:
     """Killed halfway and run again: fewer requests than a full run, the same rows."""
-    import worker.runner as runner
     from supervisor.config import ExchangeConfig, Settings
     from worker.checkpoint import HistoryCheckpoint
     from worker.runner import Worker
     from worker.sinks.sqlite import SqliteSink
 
-    monkeypatch.setattr(runner, "HISTORY_FLUSH_ROWS", 100)  # a durable write every page
     history = [candle(START + k * MINUTE, 100 + k) for k in range(1000)]
     now = START + 1000 * MINUTE + 1
     config = ExchangeConfig(symbols=[{"symbol": "BTC/USDT", "timeframes": ["1m"]}])
@@ -153,7 +151,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result
             return fetch(*args)
         exchange = mock_exchange(ohlcv=counting_fetch, server_time_ms=lambda: now)
         sink = SqliteSink(tmp_path / db)
-        worker = Worker("mockex", config, Settings(history_page_limit=100), sink,
+        worker = Worker("mockex", config, Settings(history_page_limit=100, history_flush_rows=100), sink,
                         client=client_for(exchange, clock=lambda: now / 1000), clock=lambda: now / 1000)
         worker_box["w"] = worker
         checkpoint = HistoryCheckpoint.for_range(tmp_path / "state", "mockex",

@@ -29,8 +29,6 @@ from worker.timeframes import bar_start, next_bar_start
 log = logging.getLogger("worker.runner")
 
 Report = Callable[[dict[str, Any]], None]
-# HISTORY: rows gathered before one write (one load job / one SQLite transaction).
-HISTORY_FLUSH_ROWS = 50_000
 # HISTORY: a store outage shorter than about a minute costs a pause, not the run.
 SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
 
@@ -332,7 +330,7 @@ class Worker:
     async def _buffer_history_rows(self, series: SeriesKey, candles: list[Candle]) -> None:
         self._history_rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
         self._marks_buffered[series] = next_bar_start(candles[-1].timestamp, series.timeframe)
-        if len(self._history_rows) >= HISTORY_FLUSH_ROWS:
+        if len(self._history_rows) >= self.settings.history_flush_rows:
             await self._flush_history_rows()
 
     async def _flush_history_rows(self) -> None:
