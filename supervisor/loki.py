@@ -45,7 +45,9 @@ class LokiConfig:
     flush_interval: float = 1.0
     timeout: float = 5.0
     max_buffer: int = 10000
-    max_retries: int = 5
+    # None: a batch Loki could not take for a passing reason (5xx, 429, network) is retried
+    # until it lands or shutdown; only the bounded buffer overflowing drops records.
+    max_retries: Optional[int] = None
     gzip: bool = True
 
     @classmethod
@@ -251,7 +253,8 @@ class LokiHandler(logging.Handler):
             if verdict != "retry":
                 return verdict == "ok"
             attempt += 1
-            if attempt > self.config.max_retries or self._abort.is_set():
+            limit = self.config.max_retries
+            if (limit is not None and attempt > limit) or self._abort.is_set():
                 return False
             with self._lock:
                 self._counters["retries"] += 1

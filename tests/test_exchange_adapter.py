@@ -113,3 +113,32 @@ def test_rate_limiter_is_always_enabled_and_settings_passed_through() -> None:
     asyncio.run(ExchangeClient("mockex", {"timeout": 1234, "enableRateLimit": False},
                                factory=factory).open())
     assert seen == {"timeout": 1234, "enableRateLimit": True}
+
+
+def test_a_429_pauses_every_request_of_the_client_not_only_the_one_that_got_it() -> None:
+    exchange = mock_exchange()
+    clock = {"now": 100.0}
+    calls: list[tuple[str, float]] = []
+
+    async def fetch(symbol, *args):
+        calls.append((symbol, clock["now"]))
+        if symbol == "BTC/USDT" and len(calls) == 1:
+            exchange.last_response_headers = {"Retry-After": "5"}
+            raise ccxt.RateLimitExceeded("429")
+        return []
+    exchange.fetch_ohlcv.side_effect = fetch
+
+    async def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    client = ExchangeClient("mockex", {}, factory=lambda s: exchange, clock=lambda: clock["now"], sleep=sleep)
+
+    async def go():
+        await client.open()
+        first = asyncio.create_task(client.fetch_ohlcv("BTC/USDT", "1m", None, 2))
+        await asyncio.sleep(0)  # the 429 lands before the second request starts
+        await client.fetch_ohlcv("ETH/USDT", "1m", None, 2)
+        await first
+    asyncio.run(go())
+    assert calls[0] == ("BTC/USDT", 100.0)
+    assert all(at >= 105.0 for _, at in calls[1:]) and len(calls) == 3

@@ -174,3 +174,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result
     assert resumed_rows == full_rows and len(full_rows) == 1000
     third, third_requests, rerun_rows = run("resumed.sqlite", None)
     assert third_requests == 0 and rerun_rows == full_rows  # a finished range is not fetched again
+
+    SqliteSink(tmp_path / "resumed.sqlite")._connection().execute("DELETE FROM market_data_ohlcv")
+    _, lost_requests, refetched_rows = run("resumed.sqlite", None)
+    assert lost_requests == full_requests and refetched_rows == full_rows  # the store, not the file, decides

@@ -307,7 +307,7 @@ def test_config_from_env() -> None:
     assert config.url == "https://logs.example.net/loki/api/v1/push"
     assert config.auth == ("123", "glc_token") and "glc_token" not in repr(config)
     assert (config.batch_size, config.flush_interval, config.timeout, config.max_buffer, config.max_retries) == (
-        500, 1.0, 5.0, 10000, 5)
+        500, 1.0, 5.0, 10000, None)
     bare = LokiConfig.from_env({"LOKI_URL": "http://127.0.0.1:3100/loki/api/v1/push"})
     assert bare is not None and bare.auth is None and bare.url.endswith(":3100/loki/api/v1/push")
 

@@ -11,8 +11,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from worker.candles import SeriesKey
+
+
+class Mark(NamedTuple):
+    covered_until: int       # the series is done before this instant
+    last_bar: int | None     # the newest bar written, to check that the store still has it
 
 
 class HistoryCheckpoint:
@@ -26,19 +32,21 @@ class HistoryCheckpoint:
         store = hashlib.sha1(store_identity.encode()).hexdigest()[:10]
         return cls(Path(state_dir) / f"history-{exchange_id}-{start_ms}-{end_ms}-{store}.json")
 
-    def load(self) -> dict[SeriesKey, int]:
+    def load(self) -> dict[SeriesKey, Mark]:
         if self.path is None or not self.path.exists():
             return {}
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
-            return {SeriesKey(*e["series"]): int(e["covered_until"]) for e in entries}
+            return {SeriesKey(*e["series"]): Mark(int(e["covered_until"]), e.get("last_bar"))
+                    for e in entries}
         except (ValueError, KeyError, TypeError):
             return {}  # unreadable: start over, which costs requests but loses nothing
 
-    def save(self, marks: dict[SeriesKey, int]) -> None:
+    def save(self, marks: dict[SeriesKey, Mark]) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([{"series": list(k), "covered_until": v} for k, v in sorted(marks.items())]))
+        tmp.write_text(json.dumps([{"series": list(k), "covered_until": m.covered_until,
+                                    "last_bar": m.last_bar} for k, m in sorted(marks.items())]))
         os.replace(tmp, self.path)  # atomic: a crash leaves the old file or the new one

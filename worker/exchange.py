@@ -89,6 +89,7 @@ class ExchangeClient:
         self._clock_offset_ms = 0
         self._clock_sampled_at: float | None = None
         self._aborted: asyncio.Event | None = None
+        self._cooldown_until = 0.0  # on our clock: no request before this after a 429
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class ExchangeClient:
         assert self._slots is not None, "open() first"
         network_attempt = rate_attempt = 0
         while True:
+            await self._respect_cooldown()
             try:
                 async with self._slots:
                     return await getattr(self._exchange, method)(*args)
@@ -186,6 +188,9 @@ class ExchangeClient:
                 delay = self._rate_limit_delay(rate_attempt)
                 if rate_attempt >= self._rate_limit_backoff.attempts or delay is None:
                     raise translate(exc) from exc
+                # The limit is per client (per IP on Binance), so every request of this worker
+                # waits, not only this one: requests sent meanwhile would count towards a ban.
+                self._cooldown_until = max(self._cooldown_until, self._clock() + delay)
                 error: Exception = exc
             except ccxt.NetworkError as exc:
                 network_attempt += 1
@@ -201,7 +206,13 @@ class ExchangeClient:
                         type(error).__name__, delay,
                         extra={"event": "backoff_retry", "attempt": network_attempt + rate_attempt,
                                "delay_s": round(delay, 3), "error": str(error)[:300]})
-            await self._wait(delay)
+            if not isinstance(error, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+                await self._wait(delay)
+
+    async def _respect_cooldown(self) -> None:
+        remaining = self._cooldown_until - self._clock()
+        if remaining > 0 and not (self._aborted is not None and self._aborted.is_set()):
+            await self._wait(remaining)
 
     async def _wait(self, delay: float) -> None:
         """The backoff pause, cut short by :meth:`abort_retries`."""

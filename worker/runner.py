@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from supervisor.config import ExchangeConfig, Settings
 from worker.audit import AuditResult, audit_series
-from worker.checkpoint import HistoryCheckpoint
+from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
@@ -91,8 +91,8 @@ class Worker:
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
         self._history_rows: list[OhlcvRow] = []
         self._checkpoint = HistoryCheckpoint(None)
-        self._marks_buffered: dict[SeriesKey, int] = {}
-        self._marks_durable: dict[SeriesKey, int] = {}
+        self._marks_buffered: dict[SeriesKey, Mark] = {}
+        self._marks_durable: dict[SeriesKey, Mark] = {}
         self._stopping = False
         self._sleep = asyncio.sleep
 
@@ -134,6 +134,14 @@ class Worker:
             heartbeat.cancel()
 
     async def live_cycle(self) -> None:
+        """One cycle, telling the supervisor it is alive while it waits on the exchange or store."""
+        heartbeat = asyncio.create_task(self._heartbeat_while_running())
+        try:
+            await self._live_cycle()
+        finally:
+            heartbeat.cancel()
+
+    async def _live_cycle(self) -> None:
         """Fetch every series once, write the whole cycle in one batch."""
         started = time.monotonic()
         if self._needs_repair:
@@ -222,7 +230,9 @@ class Worker:
         for outcome in outcomes:
             if outcome is not None and outcome.status == "failed":
                 self._needs_repair.add(outcome.series)
-        await self._flush_history_rows()
+        rows, self._history_rows = self._history_rows, []
+        # LIVE must not stall on a store outage: repaired rows take the spool's path.
+        await self._write_live(rows)
 
     async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int,
                           now_ms: int) -> SeriesOutcome | None:
@@ -251,8 +261,9 @@ class Worker:
         same range says it stood.
         """
         self._checkpoint = checkpoint or HistoryCheckpoint(None)
-        self._marks_durable = self._checkpoint.load()
-        resume_from = {**self._marks_durable, **(resume_from or {})}
+        self._marks_durable = await self._marks_the_store_confirms(self._checkpoint.load())
+        resume_from = {**{s: m.covered_until for s, m in self._marks_durable.items()},
+                       **(resume_from or {})}
         if any(resume_from.get(s, start_ms) > start_ms for s in self.series):
             log.info("resuming: %d of %d series have progress from an earlier run",
                      sum(1 for s in self.series if resume_from.get(s, start_ms) > start_ms),
@@ -277,7 +288,8 @@ class Worker:
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
             if outcome.status in ("complete", "partial_unavailable"):
-                self._marks_durable[outcome.series] = end_ms
+                previous = self._marks_durable.get(outcome.series)
+                self._marks_durable[outcome.series] = Mark(end_ms, previous.last_bar if previous else None)
             self._report({"type": "series_done", "series": tuple(outcome.series),
                           "status": outcome.status, "covered_until": outcome.covered_until,
                           "candles": outcome.candles, "unavailable": outcome.unavailable,
@@ -285,6 +297,21 @@ class Worker:
         self._checkpoint.save(self._marks_durable)
         report.outcomes = list(outcomes)
         return report
+
+    async def _marks_the_store_confirms(self, marks: dict[SeriesKey, Mark]) -> dict[SeriesKey, Mark]:
+        """A checkpoint is only as good as the store: a mark whose last bar is gone is dropped."""
+        confirmed = {}
+        for series, mark in marks.items():
+            if mark.last_bar is not None:
+                found = await asyncio.to_thread(self.sink.stored_timestamps, series, mark.last_bar,
+                                                mark.last_bar + 1)
+                if not found:
+                    log.warning("%s: the store no longer has the bars the checkpoint recorded; "
+                                "fetching the range again", series,
+                                extra=_series_extra(series, "checkpoint_discarded"))
+                    continue
+            confirmed[series] = mark
+        return confirmed
 
     async def _backfill_and_report(self, series: SeriesKey, start_ms: int, end_ms: int) -> SeriesOutcome:
         outcome = await backfill_series(self.client, series, start_ms, end_ms,
@@ -329,7 +356,8 @@ class Worker:
 
     async def _buffer_history_rows(self, series: SeriesKey, candles: list[Candle]) -> None:
         self._history_rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
-        self._marks_buffered[series] = next_bar_start(candles[-1].timestamp, series.timeframe)
+        last = candles[-1].timestamp
+        self._marks_buffered[series] = Mark(next_bar_start(last, series.timeframe), last)
         if len(self._history_rows) >= self.settings.history_flush_rows:
             await self._flush_history_rows()
 
