@@ -64,14 +64,15 @@ def grid(start_ms: int, end_ms: int, timeframe: str) -> list[int]:
 
 async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int, end_ms: int, *,
                        page_limit: int, stored_timestamps: StoredTimestamps,
-                       repair: Write | None = None) -> AuditResult:
+                       repair: Write | None = None, concurrency: int = 1) -> AuditResult:
     result = AuditResult(series)
     served: dict[int, Candle] = {}
 
     async def keep(_: SeriesKey, candles: list[Candle]) -> None:
         served.update((c.timestamp, c) for c in candles)
 
-    outcome = await backfill_series(client, series, start_ms, end_ms, page_limit=page_limit, emit=keep)
+    outcome = await backfill_series(client, series, start_ms, end_ms, page_limit=page_limit, emit=keep,
+                                    concurrency=concurrency)
     if outcome.error:
         result.error = outcome.error
         return result

@@ -241,7 +241,8 @@ class Worker:
             return None  # nothing closed is missing; the LIVE fetch covers the rest
         outcome = await backfill_series(self.client, series, start, now_ms,
                                         page_limit=self.settings.history_page_limit,
-                                        emit=self._buffer_history_rows)
+                                        emit=self._buffer_history_rows,
+                                        concurrency=self.settings.max_concurrent_requests)
         if last_ms < floor_ms:
             log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
                         series, last_ms, start, extra=_series_extra(series, "gap_repair_truncated"))
@@ -317,7 +318,8 @@ class Worker:
         outcome = await backfill_series(self.client, series, start_ms, end_ms,
                                         page_limit=self.settings.history_page_limit,
                                         emit=self._buffer_history_rows,
-                                        should_stop=lambda: self._stopping)
+                                        should_stop=lambda: self._stopping,
+                                        concurrency=self.settings.max_concurrent_requests)
         self.stats.rows_rejected += outcome.rejected
         log.info("%s: %s, %d candles in %d pages", series, outcome.status, outcome.candles,
                  outcome.pages, extra=_series_extra(series, "history_series_done",
@@ -337,7 +339,8 @@ class Worker:
             results = await asyncio.gather(*(
                 audit_series(self.client, s, start_ms, end_ms,
                              page_limit=self.settings.history_page_limit, stored_timestamps=stored,
-                             repair=self._buffer_history_rows if repair else None)
+                             repair=self._buffer_history_rows if repair else None,
+                             concurrency=self.settings.max_concurrent_requests)
                 for s in self.series))
             await self._flush_history_rows()
         finally:
