@@ -6,14 +6,19 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +35,7 @@ def write_config(path: Path, sim: Any, exchanges: dict[str, list[dict]], *, sett
     """A config whose exchanges all point at the simulator."""
     config = {
         "settings": {"update_interval_seconds": 1, "health_port": free_port(),
-                     "environment": "test", **(settings or {})},
+                     "environment": "test", "state_dir": str(path.parent / "state"), **(settings or {})},
         "storage": storage or {"backend": "sqlite", "sqlite": {"path": str(path.parent / "md.sqlite")}},
         "exchanges": {name: {"ccxt": sim.ccxt_config(name), "symbols": symbols}
                       for name, symbols in exchanges.items()},
@@ -124,3 +129,352 @@ class Collector:
 
     def stderr(self) -> str:
         return self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+
+# ------------------------------------------------------------------------------------------
+# End-to-end helpers: fixtures, polling, reading the stores, and comparing them with truth().
+# ------------------------------------------------------------------------------------------
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+TIMEFRAME_MS = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": HOUR_MS,
+                "4h": 4 * HOUR_MS, "1d": 24 * HOUR_MS}
+BQ_PROJECT, BQ_DATASET = "test-project", "market_data"
+TABLE, LATEST_VIEW = "market_data_ohlcv", "market_data_ohlcv_latest"
+
+Values = tuple[float, float, float, float, float]      # open, high, low, close, volume
+Series = tuple[str, str, str]                           # exchange, symbol, timeframe
+
+
+@pytest.fixture
+def sim():
+    """The exchange simulator on 127.0.0.1, wall clock, no latency."""
+    from tests.fakes.exchange_sim import ExchangeSimulator
+
+    simulator = ExchangeSimulator().start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def collectors():
+    """Collectors started by a test; whatever is still running at the end is killed."""
+    started: list[Collector] = []
+    yield started
+    for collector in started:
+        collector.kill()
+
+
+@pytest.fixture
+def bigquery_fake():
+    from tests.fakes.bigquery_fake import BigQueryFake
+
+    fake = BigQueryFake(project=BQ_PROJECT).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def loki():
+    from tests.fakes.loki_fake import LokiFake
+
+    fake = LokiFake(username="e2e-user", password="e2e-loki-password").start()
+    yield fake
+    fake.stop()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def floor_to(ms: int, step_ms: int) -> int:
+    return ms // step_ms * step_ms
+
+
+def iso_arg(ms: int) -> str:
+    """A ``--start``/``--end`` value (naive ISO-8601, which the CLI reads as UTC)."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def iso_ms(text: str) -> int:
+    """Epoch ms from an ISO-8601 text such as a log line's ``ts`` or a SQLite timestamp."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
+    """The predicate's first truthy value, checked every ``every`` s for up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def e2e_config(tmp_path: Path, sim: Any, exchanges: dict[str, list[dict]], *, settings: dict | None = None,
+               storage: dict | None = None, name: str = "c.yaml", state: str = "state") -> Path:
+    """``write_config`` with the worker state (spool, checkpoints) kept in this test's folder."""
+    return write_config(tmp_path / name, sim, exchanges, storage=storage,
+                        settings={"state_dir": str(tmp_path / state), **(settings or {})})
+
+
+def bigquery_storage() -> dict:
+    return {"backend": "bigquery", "bigquery": {"project": BQ_PROJECT, "dataset": BQ_DATASET}}
+
+
+def bigquery_env(fake: Any) -> dict[str, str]:
+    return {"BIGQUERY_EMULATOR_HOST": fake.base_url, "GOOGLE_CLOUD_PROJECT": BQ_PROJECT}
+
+
+def loki_env(fake: Any) -> dict[str, str]:
+    return {"LOKI_URL": fake.url, "LOKI_USERNAME": "e2e-user", "LOKI_PASSWORD": "e2e-loki-password"}
+
+
+@dataclass(frozen=True)
+class StoredBar:
+    values: Values
+    ingested_at: int            # epoch ms
+
+
+Store = dict[Series, dict[int, StoredBar]]   # series -> open time (ms) -> latest version
+
+
+def _index(rows: list[tuple[str, str, str, int, Values, int]]) -> tuple[Store, list]:
+    """Group (exchange, symbol, timeframe, ts, values, ingested_at) rows; report repeated keys."""
+    store: Store = {}
+    repeated = []
+    for exchange, symbol, timeframe, ts, values, ingested in rows:
+        bars = store.setdefault((exchange, symbol, timeframe), {})
+        if ts in bars:
+            repeated.append((exchange, symbol, timeframe, ts))
+        bars[ts] = StoredBar(values, ingested)
+    return store, repeated
+
+
+def sqlite_latest(path: Path) -> Store:
+    """The ``market_data_ohlcv_latest`` view of a SQLite store; fails on a repeated key."""
+    if not Path(path).exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        raw = conn.execute(f"SELECT exchange, symbol, timeframe, timestamp, open, high, low, close, "
+                           f"volume, ingested_at FROM {LATEST_VIEW}").fetchall()
+    except sqlite3.OperationalError as exc:     # not created yet
+        if "no such table" in str(exc):
+            return {}
+        raise
+    finally:
+        conn.close()
+    store, repeated = _index([(e, s, tf, iso_ms(ts), (o, h, l, c, v), iso_ms(ing))
+                              for e, s, tf, ts, o, h, l, c, v, ing in raw])
+    assert not repeated, f"latest view repeats keys: {repeated[:5]}"
+    return store
+
+
+def _bq_row(row: Any) -> tuple[str, str, str, int, Values, int]:
+    return (row["exchange"], row["symbol"], row["timeframe"], int(row["timestamp"].timestamp() * 1000),
+            (row["open"], row["high"], row["low"], row["close"], row["volume"]),
+            int(row["ingested_at"].timestamp() * 1000))
+
+
+def bigquery_client(fake: Any) -> Any:
+    """The real google-cloud-bigquery client, anonymous, talking to the fake."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    return bigquery.Client(project=BQ_PROJECT, credentials=AnonymousCredentials(),
+                           client_options=ClientOptions(api_endpoint=fake.base_url))
+
+
+def bigquery_latest_view(fake: Any) -> tuple[Store, list]:
+    """Rows of the product's ``market_data_ohlcv_latest`` view, queried with the real client.
+
+    Returns the store and the keys the view returned more than once (should be none).
+    """
+    client = bigquery_client(fake)
+    try:
+        rows = client.query(f"SELECT * FROM `{BQ_PROJECT}.{BQ_DATASET}.{LATEST_VIEW}`").result()
+        return _index([_bq_row(r) for r in rows])
+    finally:
+        client.close()
+
+
+def bigquery_table_latest(fake: Any) -> Store:
+    """The latest version per key computed here from every stored row of the table."""
+    store: Store = {}
+    for row in fake.rows(BQ_DATASET, TABLE):
+        exchange, symbol, timeframe, ts, values, ingested = _bq_row(row)
+        bars = store.setdefault((exchange, symbol, timeframe), {})
+        if ts not in bars or ingested >= bars[ts].ingested_at:
+            bars[ts] = StoredBar(values, ingested)
+    return store
+
+
+def bigquery_versions(fake: Any) -> dict[tuple[Series, int], list[StoredBar]]:
+    """Every stored version of every bar of the table, oldest ingestion first."""
+    versions: dict[tuple[Series, int], list[StoredBar]] = {}
+    for row in fake.rows(BQ_DATASET, TABLE):
+        exchange, symbol, timeframe, ts, values, ingested = _bq_row(row)
+        versions.setdefault(((exchange, symbol, timeframe), ts), []).append(StoredBar(values, ingested))
+    for bars in versions.values():
+        bars.sort(key=lambda b: b.ingested_at)
+    return versions
+
+
+def values_of(bars: dict[int, StoredBar]) -> dict[int, Values]:
+    return {ts: bar.values for ts, bar in bars.items()}
+
+
+def truth_bars(series: Series, start_ms: int, end_ms: int, now: int | None = None) -> dict[int, Values]:
+    """The simulator's closed bars with open time in [start, end), as ccxt parses them."""
+    from tests.fakes.exchange_sim import truth
+
+    return {int(ts): (o, h, l, c, v) for ts, o, h, l, c, v in truth(*series, start_ms, end_ms, now_ms=now)}
+
+
+def closed_by(bars: dict[int, Any], timeframe: str, cutoff_ms: int) -> dict[int, Any]:
+    """The bars that had closed by ``cutoff_ms``."""
+    step = TIMEFRAME_MS[timeframe]
+    return {ts: bar for ts, bar in bars.items() if ts + step <= cutoff_ms}
+
+
+def truth_diff(stored: dict[int, Values], expected: dict[int, Values], *, limit: int = 5) -> dict:
+    """What differs between stored and expected bars, with ISO times; {} when they are equal."""
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    wrong = sorted(ts for ts in set(stored) & set(expected) if stored[ts] != expected[ts])
+    iso = lambda ts: datetime.fromtimestamp(ts / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    diff = {}
+    if missing:
+        diff["missing"] = (len(missing), [iso(t) for t in missing[:limit]])
+    if extra:
+        diff["invented"] = (len(extra), [iso(t) for t in extra[:limit]])
+    if wrong:
+        diff["wrong"] = (len(wrong), [(iso(t), stored[t], expected[t]) for t in wrong[:limit]])
+    return diff
+
+
+def closed_bars_diff(store: Store, series: list[Series], cutoff: int | dict[str, int]) -> dict:
+    """Per series that differs: its stored bars that closed by the cutoff (per exchange, or one
+    for all), from the first stored bar on, compared with truth; {} when all are final."""
+    problems: dict = {}
+    for key in series:
+        bars = store.get(key)
+        if not bars:
+            problems[key] = "nothing stored"
+            continue
+        end = cutoff[key[0]] if isinstance(cutoff, dict) else cutoff
+        diff = truth_diff(closed_by(values_of(bars), key[2], end), truth_bars(key, min(bars), end, now=end))
+        if diff:
+            problems[key] = diff
+    return problems
+
+
+def wait_all_final(read_store: Callable[[], Store], series: list[Series], timeout: float,
+                   lag_ms: int = 10_000, through_ms: int | None = None) -> Store:
+    """Polls until every bar that closed more than ``lag_ms`` ago is stored with final values,
+    from each series' first stored bar on; with ``through_ms``, not before that is checked too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        store = read_store()
+        cutoff = now_ms() - lag_ms
+        problems = closed_bars_diff(store, series, cutoff)
+        if not problems and (through_ms is None or cutoff >= through_ms):
+            return store
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"after {timeout} s, closed bars still differ from truth: {problems}")
+        time.sleep(1)
+
+
+def last_cycle_starts(collector: Collector, exchanges: Iterable[str]) -> dict[str, int]:
+    """Per exchange, when its last LIVE cycle started (minus a second): bars closed by then
+    were fetched with final values."""
+    starts = {}
+    for exchange in exchanges:
+        last = collector.events("live_cycle_complete", exchange=exchange)[-1]
+        starts[exchange] = iso_ms(last["ts"]) - last["duration_ms"] - 1000
+    return starts
+
+
+def series_list(exchanges: dict[str, list[dict]]) -> list[Series]:
+    return [(exchange, entry["symbol"], tf) for exchange, entries in exchanges.items()
+            for entry in entries for tf in entry["timeframes"]]
+
+
+def in_range(bars: dict[int, Any], start_ms: int, end_ms: int) -> dict[int, Any]:
+    return {ts: bar for ts, bar in bars.items() if start_ms <= ts < end_ms}
+
+
+def sim_candle_pages(sim: Any, exchange: str) -> list[tuple[Series, str | None, dict[int, list], set[int]]]:
+    """Replays every candle page the simulator served to ``exchange`` (binance or okx).
+
+    Returns, per page: its series, its fault kind, its bars as served without the fault
+    (open time -> row), and the open times of the bars the fault corrupted. The simulator's
+    dialects are pure functions of (query, exchange clock), so the replay is exact.
+    """
+    from tests.fakes.exchange_dialects import DIALECTS, Request, mutate_rows
+    from tests.fakes.exchange_sim import BAD_ROW_KINDS
+
+    dialect = DIALECTS[exchange]()
+    pages = []
+    for record in sim.requests:
+        if record.exchange != exchange or record.endpoint not in dialect.candle_endpoints:
+            continue
+        now = int(record.time * 1000)
+        kind = record.fault if record.fault in BAD_ROW_KINDS else None
+        if record.fault and kind is None:
+            continue                                  # a wire fault: no candles were served
+        clean = _page_rows(exchange, dialect.handle(Request(record.endpoint, dict(record.query), now)).body)
+        served = clean
+        if kind:
+            served = _page_rows(exchange, dialect.handle(Request(
+                record.endpoint, dict(record.query), now, partial(mutate_rows, kind))).body)
+        by_ts = {int(row[0]): row for row in clean}
+        intact = {int(row[0]) for row in served if by_ts.get(int(row[0])) == row}
+        symbol_id = record.query.get("symbol") or record.query.get("instId")
+        timeframe = record.query.get("interval") or record.query.get("bar", "1m").lower()
+        series = (exchange, dialect.markets[symbol_id].symbol, timeframe)
+        pages.append((series, kind, by_ts, set(by_ts) - intact))
+    return pages
+
+
+def _page_rows(exchange: str, body: Any) -> list[list]:
+    if exchange == "binance":
+        return body
+    if exchange == "okx":
+        return body["data"]
+    raise ValueError(f"no page replay for {exchange}")
+
+
+def events_by(collector: Collector, name: str, *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    """Events of one kind grouped by the given fields, e.g. ("exchange", "symbol")."""
+    grouped: dict[tuple, list[dict[str, Any]]] = {}
+    for line in collector.events(name):
+        grouped.setdefault(tuple(line.get(k) for k in keys), []).append(line)
+    return grouped
+
+
+class KnownBug(AssertionError):
+    """Raised where a test meets a product bug it documents. Such a test is marked
+    ``xfail(strict=True, raises=KnownBug)``: any other failure still fails it, and the fix
+    makes it pass, which strict mode reports so the marker gets removed."""
+
+
+def known_bug(ok: bool, evidence: Any) -> None:
+    if not ok:
+        raise KnownBug(evidence)
+
+
+def metrics(collector: Collector) -> dict[str, float]:
+    """The supervisor's ``/metrics`` as {series with labels: value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{collector.health_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
