@@ -148,7 +148,7 @@ def test_a_failing_exchange_never_escapes_a_cycle(tmp_path: Path) -> None:
         await worker.live_cycle()
     run(scenario())
     assert worker.stats.cycle_errors == 1 and worker.stats.cycles == 1
-    assert worker._needs_repair == {SeriesKey("mockex", "BTC/USDT", "1m")}
+    assert set(worker._needs_repair) == {SeriesKey("mockex", "BTC/USDT", "1m")}
 
 
 def test_unsupported_series_are_skipped_and_the_rest_collected(tmp_path: Path) -> None:
@@ -187,3 +187,40 @@ def test_restart_repairs_the_gap_from_the_last_stored_bar(tmp_path: Path) -> Non
     assert len(rows) == 10  # T0 .. T0+9m closed; T0+10m is still open
     assert rows[0][1] == 100.0  # the bar stored while open was rewritten with final values
     assert exchange.fetch_ohlcv.await_args_list[0].args[2] == T0
+
+
+def test_a_gap_is_repaired_even_when_newer_bars_were_stored_after_it(tmp_path: Path) -> None:
+    """The exchange comes back for the LIVE fetch before the repair of the same cycle succeeds:
+    the store's newest bar then lies past the gap, which must still be filled."""
+    import ccxt
+
+    clock = {"now": (T0 + 5_000) / 1000}
+    history = {T0 + k * MINUTE: candle(T0 + k * MINUTE, 100 + k) for k in range(-1, 12)}
+    mode = {"down": False, "repairs_down": False}
+
+    def fetch(symbol, tf, since=None, limit=None):
+        now = int(clock["now"] * 1000)
+        if mode["down"] or (since is not None and mode["repairs_down"]):
+            raise ccxt.ExchangeNotAvailable("503")
+        bars = [c for ts, c in sorted(history.items()) if ts <= now and (since is None or ts >= since)]
+        return bars[-(limit or 2):] if since is None else bars[:limit]
+
+    exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: int(clock["now"] * 1000))
+    worker = make_worker(tmp_path, exchange, lambda: clock["now"])
+
+    async def scenario():
+        await worker.start()
+        await worker.live_cycle()                      # stores T-1 (closed) and T (open)
+        mode["down"] = True
+        for k in (1, 2, 3):
+            clock["now"] = (T0 + k * MINUTE + 5_000) / 1000
+            await worker.live_cycle()                  # the exchange is down
+        mode.update(down=False, repairs_down=True)
+        clock["now"] = (T0 + 4 * MINUTE + 5_000) / 1000
+        await worker.live_cycle()                      # repair fails, the LIVE fetch works
+        mode["repairs_down"] = False
+        clock["now"] = (T0 + 5 * MINUTE + 5_000) / 1000
+        await worker.live_cycle()                      # now the repair can work
+    run(scenario())
+    stored_ts = [r[0] for r in stored(worker)]
+    assert stored_ts == [f"2023-11-14T22:{13 + k:02d}:00.000Z" for k in range(7)]  # T-1 .. T+5, no gap

@@ -170,7 +170,7 @@ class Worker:
             raw = await self.client.fetch_ohlcv(series.symbol, series.timeframe, None, limit)
         except CollectorError as exc:
             self.stats.cycle_errors += 1
-            self._needs_repair.add(series)
+            self._mark_gap(series, self._policy.last_closed(series))
             log.error("fetch failed for %s: %s", series, exc,
                       extra=_series_extra(series, "fetch_error", error=str(exc)[:300],
                                           retryable=isinstance(exc, TransientError)))
@@ -207,7 +207,8 @@ class Worker:
                          "error": str(exc)[:300]})
         if overflow:
             # Nothing is lost for good: repair refetches these series from the last stored bar.
-            self._needs_repair.update(row.series for row in overflow)
+            for row in overflow:
+                self._mark_gap(row.series, row.timestamp)
             log.critical("spool full (%d rows): %d rows dropped, their series will be repaired "
                          "from the exchange", self.spool.max_rows, len(overflow),
                          extra={"event": "spool_full", "rows": len(overflow)})
@@ -220,19 +221,30 @@ class Worker:
         except CollectorError as exc:
             log.error("cannot read the store's watermarks: %s", exc,
                       extra={"event": "gap_repair_error", "error": str(exc)[:300]})
-            self._needs_repair.update(series)
+            for s in series:
+                self._mark_gap(s, None)
             return
+        starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
         now_ms = int(self._clock() * 1000)
         floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
         outcomes = await asyncio.gather(*(
-            self._repair_one(s, watermarks[s], floor, now_ms) for s in series if s in watermarks))
-        self._needs_repair.difference_update(series)
+            self._repair_one(s, start, floor, now_ms) for s, start in starts.items() if start is not None))
+        for s in series:
+            self._needs_repair.pop(s, None)
         for outcome in outcomes:
             if outcome is not None and outcome.status == "failed":
-                self._needs_repair.add(outcome.series)
+                self._mark_gap(outcome.series, starts[outcome.series])
         rows, self._history_rows = self._history_rows, []
         # LIVE must not stall on a store outage: repaired rows take the spool's path.
         await self._write_live(rows)
+
+    def _mark_gap(self, series: SeriesKey, since_ms: int | None) -> None:
+        """Remember that ``series`` needs repair from ``since_ms``; the earliest known start wins."""
+        known = self._needs_repair.get(series)
+        if known is None:
+            self._needs_repair[series] = since_ms
+        elif since_ms is not None:
+            self._needs_repair[series] = min(known, since_ms)
 
     async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int,
                           now_ms: int) -> SeriesOutcome | None:
