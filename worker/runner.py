@@ -86,7 +86,10 @@ class Worker:
         self._report = report or (lambda message: None)
         self._clock = clock
         self._policy = LiveWritePolicy()
-        self._needs_repair: set[SeriesKey] = set()
+        # Series with a gap to repair, and where it starts when known (None: the store's newest
+        # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
+        # newest bar lies past the gap.
+        self._needs_repair: dict[SeriesKey, int | None] = {}
         self.spool = spool if spool is not None else Spool(None, settings.spool_max_rows)
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
         self._history_rows: list[OhlcvRow] = []
