@@ -8,6 +8,7 @@ couple of seconds after bars close, so each cycle sees the bar that just closed.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 import schedule
@@ -20,7 +21,7 @@ SETTLE_SECONDS = 2  # exchanges need a moment to publish a bar's final values
 def schedule_live_jobs(scheduler: schedule.Scheduler, interval_s: int, job: Callable[[], None],
                        *, settle_s: int = SETTLE_SECONDS) -> list[schedule.Job]:
     """Register ``job`` every ``interval_s`` seconds, on wall-clock boundaries where possible."""
-    safe = _never_raises(job)
+    safe = _once_per_tick(_never_raises(job), min_gap_s=interval_s / 2)
     if 60 % interval_s == 0:
         return [scheduler.every().minute.at(f":{(k * interval_s + settle_s) % 60:02d}").do(safe)
                 for k in range(60 // interval_s)]
@@ -38,6 +39,25 @@ def _never_raises(job: Callable[[], None]) -> Callable[[], None]:
             job()
         except Exception as exc:
             log.exception("LIVE cycle failed: %s", exc, extra={"event": "cycle_error"})
+    run.__name__ = getattr(job, "__name__", "live_cycle")
+    return run
+
+
+def _once_per_tick(job: Callable[[], None], *, min_gap_s: float,
+                   clock: Callable[[], float] = time.monotonic) -> Callable[[], None]:
+    """Skip ticks that came due while the previous cycle ran long (an outage's retries).
+
+    With one ``schedule`` job per tick, a cycle that overran several ticks would otherwise be
+    followed by all the missed ones back to back, each fetching the same bars again.
+    """
+    last_start: list[float] = []
+
+    def run() -> None:
+        now = clock()
+        if last_start and now - last_start[0] < min_gap_s:
+            return
+        last_start[:] = [now]
+        job()
     run.__name__ = getattr(job, "__name__", "live_cycle")
     return run
 
