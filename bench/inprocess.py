@@ -1,0 +1,209 @@
+"""Scenarios that drive the product's ``Worker`` inside the bench process, plus the baseline.
+
+The worker is built as tests/test_live.py builds it: ``ExchangeConfig`` + ``Settings`` +
+``SqliteSink``, with the real ``ExchangeClient`` and the real ccxt talking HTTP to the
+simulator process. ``start()`` (load_markets, schema) runs before the clock starts: every
+figure here is about the steady-state work, not about connecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import logging
+import sqlite3
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import ccxt
+
+from supervisor.config import ExchangeConfig, Settings
+from worker.runner import Worker
+from worker.sinks.sqlite import SqliteSink
+
+from bench.sim import SimProcess
+
+TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
+         "4h": 14_400_000, "1d": 86_400_000}
+
+
+class EventCounter(logging.Handler):
+    """Counts the workers' log events (backoff_retry, fetch_error...) and prints nothing.
+
+    Without a handler, logging's last resort would print every warning to stderr and
+    the bench output would drown in them; the counts are what the report needs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: Counter = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.events[getattr(record, "event", record.getMessage()[:60])] += 1
+
+    def take(self) -> dict[str, int]:
+        events, self.events = dict(self.events), Counter()
+        return events
+
+
+EVENTS = EventCounter()
+
+
+def install_event_counter() -> None:
+    root = logging.getLogger()
+    root.addHandler(EVENTS)
+    root.setLevel(logging.WARNING)
+
+
+def make_worker(sim: SimProcess, exchange: str, series: dict[str, list[str]], db: Path, *,
+                ccxt_overrides: dict[str, Any] | None = None, **settings: Any) -> Worker:
+    config = ExchangeConfig(ccxt={**sim.ccxt[exchange], **(ccxt_overrides or {})},
+                            symbols=[{"symbol": s, "timeframes": tfs} for s, tfs in series.items()])
+    return Worker(exchange, config, Settings(health_port=0, **settings), SqliteSink(db))
+
+
+def stored_rows(db: Path, exchange: str | None = None) -> int:
+    with sqlite3.connect(db) as conn:
+        if exchange is None:
+            return conn.execute("SELECT COUNT(*) FROM market_data_ohlcv").fetchone()[0]
+        return conn.execute("SELECT COUNT(*) FROM market_data_ohlcv WHERE exchange = ?",
+                            (exchange,)).fetchone()[0]
+
+
+@dataclass
+class HistoryRun:
+    wall_s: float
+    cpu_s: float
+    candles: int
+    pages: int
+    stored: int
+    statuses: list[str]
+    events: dict[str, int] = field(default_factory=dict)
+    profile: cProfile.Profile | None = None
+
+
+def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, list[str]],
+                    start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None,
+                    profile: bool = False) -> HistoryRun:
+    """``Worker.run_history`` over [start, end): wall and CPU time of the backfill alone."""
+    worker = make_worker(sim, exchange, series, db, ccxt_overrides=ccxt_overrides)
+    profiler = cProfile.Profile() if profile else None
+
+    async def scenario() -> tuple[Any, float, float]:
+        await worker.start()
+        EVENTS.take()
+        if profiler:
+            profiler.enable()
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = await worker.run_history(start_ms, end_ms)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if profiler:
+            profiler.disable()
+        await worker.close()
+        return report, wall, cpu
+
+    report, wall, cpu = asyncio.run(scenario())
+    return HistoryRun(wall, cpu, sum(o.candles for o in report.outcomes),
+                      sum(o.pages for o in report.outcomes), stored_rows(db, exchange),
+                      [o.status for o in report.outcomes], EVENTS.take(), profiler)
+
+
+def baseline_history(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]],
+                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None) -> HistoryRun:
+    """The loop a user writes by hand: sync ccxt, one page after another, commit per page.
+
+    ``enableRateLimit`` is on (ccxt's default), the store is SQLite with its defaults.
+    Series run one after the other, as a plain for-loop does.
+    """
+    exchange = _baseline_exchange(sim, ccxt_overrides)
+    conn = _baseline_store(db)
+    candles = pages = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for symbol, timeframe in series:
+        since = start_ms
+        while since < end_ms:
+            page = exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=1000)
+            pages += 1
+            if not page:
+                break
+            rows = [(symbol, timeframe, *c) for c in page if c[0] < end_ms]
+            conn.executemany("INSERT OR REPLACE INTO ohlcv VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.commit()
+            candles += len(rows)
+            since = page[-1][0] + TF_MS[timeframe]
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    conn.close()
+    return HistoryRun(wall, cpu, candles, pages, candles, ["complete"])
+
+
+def _baseline_exchange(sim: SimProcess, overrides: dict | None = None) -> ccxt.Exchange:
+    exchange = ccxt.binance({**sim.ccxt["binance"], "enableRateLimit": True, **(overrides or {})})
+    exchange.load_markets()
+    return exchange
+
+
+def _baseline_store(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE IF NOT EXISTS ohlcv (symbol TEXT, timeframe TEXT, ts INTEGER, "
+                 "open REAL, high REAL, low REAL, close REAL, volume REAL, "
+                 "PRIMARY KEY (symbol, timeframe, ts))")
+    return conn
+
+
+def baseline_live(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]]) -> float:
+    """One hand-written LIVE cycle: the last two bars of each series in turn, commit each."""
+    exchange = _baseline_exchange(sim)
+    conn = _baseline_store(db)
+    started = time.perf_counter()
+    for symbol, timeframe in series:
+        page = exchange.fetch_ohlcv(symbol, timeframe, limit=2)
+        conn.executemany("INSERT OR REPLACE INTO ohlcv VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(symbol, timeframe, *c) for c in page])
+        conn.commit()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+@dataclass
+class LiveRun:
+    series: int
+    cycle_s: list[float]
+    rows_written: int
+    events: dict[str, int]
+
+
+def product_live(sim: SimProcess, db: Path, series: dict[str, list[str]], cycles: int, *,
+                 presample_clock: bool = True) -> LiveRun:
+    """``Worker.live_cycle`` timed one cycle at a time, as the schedule loop calls it.
+
+    ``presample_clock`` reads the exchange clock once before the first timed cycle. The
+    worker samples it again every 600 s (worker/exchange.py CLOCK_REFRESH_SECONDS), so
+    most cycles are like that; with False, the first cycle is the one that samples it.
+    """
+    worker = make_worker(sim, "binance", series, db)
+
+    async def scenario() -> list[float]:
+        await worker.start()
+        if presample_clock:
+            await worker.client.exchange_now_ms()
+        EVENTS.take()
+        times = []
+        for _ in range(cycles):
+            t0 = time.perf_counter()
+            await worker.live_cycle()
+            times.append(time.perf_counter() - t0)
+        await worker.close()
+        return times
+
+    times = asyncio.run(scenario())
+    return LiveRun(len(worker.series), times, worker.stats.rows_written, EVENTS.take())
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
