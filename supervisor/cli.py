@@ -133,7 +133,7 @@ def worker_context() -> Any:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["worker.process"])
+        ctx.set_forkserver_preload(["worker.preload"])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -142,3 +142,14 @@ def test_a_429_pauses_every_request_of_the_client_not_only_the_one_that_got_it()
     asyncio.run(go())
     assert calls[0] == ("BTC/USDT", 100.0)
     assert all(at >= 105.0 for _, at in calls[1:]) and len(calls) == 3
+
+
+def test_series_waiting_on_a_stale_clock_share_one_time_request() -> None:
+    exchange = mock_exchange(server_time_ms=lambda: 1_000_500)
+    client = client_for(exchange, clock=lambda: 1000.0)
+
+    async def go():
+        await client.open()
+        return await asyncio.gather(*(client.exchange_now_ms() for _ in range(50)))
+    assert set(asyncio.run(go())) == {1_000_500}
+    assert exchange.fetch_time.await_count == 1

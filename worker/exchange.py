@@ -90,6 +90,7 @@ class ExchangeClient:
         self._clock_sampled_at: float | None = None
         self._aborted: asyncio.Event | None = None
         self._cooldown_until = 0.0  # on our clock: no request before this after a 429
+        self._clock_sample: asyncio.Future | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -157,7 +158,11 @@ class ExchangeClient:
         now = self._clock()
         stale = self._clock_sampled_at is None or now - self._clock_sampled_at > CLOCK_REFRESH_SECONDS
         if stale and self._exchange.has.get("fetchTime"):
-            await self._sample_clock()
+            # One sample serves every series waiting on it: 200 concurrent series must not send
+            # 200 time requests in the cycle the clock goes stale.
+            if self._clock_sample is None or self._clock_sample.done():
+                self._clock_sample = asyncio.ensure_future(self._sample_clock())
+            await asyncio.shield(self._clock_sample)
         return int(self._clock() * 1000) + self._clock_offset_ms
 
     async def _sample_clock(self) -> None:

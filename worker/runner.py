@@ -364,8 +364,14 @@ class Worker:
             self._report({"type": "audit_result", **result.as_report()})
         return list(results)
 
-    async def _heartbeat_while_running(self, every_s: float = 5.0) -> None:
-        """HISTORY has no cycles; this tells the supervisor the event loop is still turning."""
+    async def _heartbeat_while_running(self) -> None:
+        """Tells the supervisor the event loop is still turning while a long step runs.
+
+        The beat comes several times within the supervisor's hung-worker timeout
+        (heartbeat_timeout_intervals x update_interval_seconds), however short that is.
+        """
+        timeout_s = self.settings.heartbeat_timeout_intervals * self.settings.update_interval_seconds
+        every_s = min(5.0, timeout_s / 4)
         while True:
             self._report({"type": "heartbeat", **self.stats.snapshot()})
             await asyncio.sleep(every_s)
