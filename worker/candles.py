@@ -86,6 +86,19 @@ def _number(value: Any) -> float | None:
 
 def check_candle(raw: Any, timeframe: str) -> Candle | str:
     """The candle, or the reason it is rejected."""
+    # Fast path for the usual case (ccxt hands over an int and five floats, all sane); any
+    # doubt goes to the checks below, which also name the reason.
+    if type(raw) is list and len(raw) >= 6:
+        ts, o, h, l, c, v = raw[:6]
+        if (type(ts) is int and type(o) is float and type(h) is float and type(l) is float
+                and type(c) is float and type(v) is float and math.isfinite(o + h + l + c + v)
+                and min(o, l, v) >= 0 and h >= max(o, c, l) and l <= min(o, c) and ts >= 0
+                and is_on_grid(ts, timeframe)):
+            return Candle(ts, o, h, l, c, v)
+    return _check_slowly(raw, timeframe)
+
+
+def _check_slowly(raw: Any, timeframe: str) -> Candle | str:
     if not isinstance(raw, (list, tuple)) or len(raw) < 6:
         return "malformed: expected [timestamp, open, high, low, close, volume]"
     ts = raw[0]

@@ -141,7 +141,8 @@ async def backfill_series(
                 continue
             if outcome.pages == 1:
                 _note_unserved_start(outcome, since, fresh, now_ms, step)
-            closed = [c for c in fresh if c.timestamp < end_ms and next_bar_start(c.timestamp, tf) <= now_ms]
+            cutoff = min(end_ms, bar_start(now_ms, tf))  # bars opening before it are closed
+            closed = [c for c in fresh if c.timestamp < cutoff]
             if closed:
                 await emit(series, closed)
                 outcome.candles += len(closed)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from functools import lru_cache
 
 
 def iso_utc(ms: int) -> str:
     """``2024-01-01T00:00:00.000Z`` from epoch milliseconds."""
-    seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    days, ms_of_day = divmod(int(ms), 86_400_000)
+    seconds, millis = divmod(ms_of_day, 1000)
+    hours, rest = divmod(seconds, 3600)
+    return f"{_date_prefix(days)}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=1024)
+def _date_prefix(days: int) -> str:
+    """``YYYY-MM-DDT`` of a day since the epoch; rows of a batch mostly share a few days."""
+    return time.strftime("%Y-%m-%dT", time.gmtime(days * 86_400))
 
 
 def parse_iso_utc(text: str) -> int:
