@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import pytest
+import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,9 +122,20 @@ class Collector:
             self._stdout.flush()
 
     def kill(self) -> None:
+        """SIGKILL the supervisor and every process it started (what a container kill does)."""
         if self.proc.poll() is None:
+            try:
+                tree = psutil.Process(self.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                tree = []
             self.proc.kill()
             self.proc.wait(10)
+            for child in tree:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(tree, timeout=5)
         self._stdout.close()
 
     def stderr(self) -> str:
@@ -144,43 +155,6 @@ TABLE, LATEST_VIEW = "market_data_ohlcv", "market_data_ohlcv_latest"
 
 Values = tuple[float, float, float, float, float]      # open, high, low, close, volume
 Series = tuple[str, str, str]                           # exchange, symbol, timeframe
-
-
-@pytest.fixture
-def sim():
-    """The exchange simulator on 127.0.0.1, wall clock, no latency."""
-    from tests.fakes.exchange_sim import ExchangeSimulator
-
-    simulator = ExchangeSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def collectors():
-    """Collectors started by a test; whatever is still running at the end is killed."""
-    started: list[Collector] = []
-    yield started
-    for collector in started:
-        collector.kill()
-
-
-@pytest.fixture
-def bigquery_fake():
-    from tests.fakes.bigquery_fake import BigQueryFake
-
-    fake = BigQueryFake(project=BQ_PROJECT).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def loki():
-    from tests.fakes.loki_fake import LokiFake
-
-    fake = LokiFake(username="e2e-user", password="e2e-loki-password").start()
-    yield fake
-    fake.stop()
 
 
 def now_ms() -> int:
@@ -455,17 +429,6 @@ def events_by(collector: Collector, name: str, *keys: str) -> dict[tuple, list[d
     for line in collector.events(name):
         grouped.setdefault(tuple(line.get(k) for k in keys), []).append(line)
     return grouped
-
-
-class KnownBug(AssertionError):
-    """Raised where a test meets a product bug it documents. Such a test is marked
-    ``xfail(strict=True, raises=KnownBug)``: any other failure still fails it, and the fix
-    makes it pass, which strict mode reports so the marker gets removed."""
-
-
-def known_bug(ok: bool, evidence: Any) -> None:
-    if not ok:
-        raise KnownBug(evidence)
 
 
 def metrics(collector: Collector) -> dict[str, float]:

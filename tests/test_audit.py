@@ -5,18 +5,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from tests.e2e_support import Collector, write_config
-from tests.fakes.exchange_sim import ExchangeSimulator, quiet_minutes, truth
+from tests.fakes.exchange_sim import quiet_minutes, truth
 from worker.timefmt import iso_utc, parse_iso_utc
-
-
-@pytest.fixture
-def sim():
-    simulator = ExchangeSimulator().start()
-    yield simulator
-    simulator.stop()
 
 
 def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_path) -> None:

@@ -29,37 +29,11 @@ from tests.e2e_support import (
     truth_bars,
     values_of,
 )
-from tests.fakes.exchange_sim import ExchangeSimulator
 from worker.candles import OhlcvRow
 from worker.sinks.bigquery import insert_id
 
 SERIES = ("binance", "BTC/USDT", "1m")
 BINANCE_1M = {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]}
-
-
-@pytest.fixture
-def sim():
-    simulator = ExchangeSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def bigquery_fake():
-    from tests.fakes.bigquery_fake import BigQueryFake
-
-    fake = BigQueryFake(project="test-project").start()
-    yield fake
-    fake.stop()
-
-
-def kill_everything(collector: Collector) -> None:
-    """What a container kill does: SIGKILL to the supervisor and every process under it."""
-    tree = psutil.Process(collector.pid)
-    victims = tree.children(recursive=True) + [tree]
-    for proc in victims:
-        proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(victims, timeout=5)
 
 
 def closed_truth(start_ms: int, until_ms: int) -> dict:
@@ -131,8 +105,7 @@ def test_history_killed_halfway_resumes_with_fewer_requests_and_the_same_result(
     poll(lambda: sim.counters("binance").get("endpoint:klines", 0) >= full_requests // 2, 60,
          "half of the pages")
     time.sleep(0.3)  # let a write land after the last page seen
-    kill_everything(killed)
-    killed.kill()
+    killed.kill()  # SIGKILL to the whole process tree, like a container kill
     first_requests = sim.counters("binance")["endpoint:klines"]
     assert first_requests < full_requests
 

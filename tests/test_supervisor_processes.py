@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import sqlite3
@@ -14,27 +13,11 @@ import psutil
 import pytest
 
 from tests.e2e_support import ROOT, Collector, write_config
-from tests.fakes.exchange_sim import ExchangeSimulator
 from tests.fakes.loki_fake import LokiFake
 
 
 def parse_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def sim():
-    simulator = ExchangeSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def collectors():
-    started: list[Collector] = []
-    yield started
-    for collector in started:
-        collector.kill()
 
 
 BTC = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]

@@ -103,7 +103,22 @@ class ExchangeClient:
             self._exchange = self._factory(dict(self._settings))
         except Exception as exc:  # ccxt raises plain Python errors for bad constructor settings
             raise ExchangeSetupError(f"cannot build ccxt exchange {self.exchange_id!r}: {exc}") from exc
+        self._hold_requests_during_cooldown()
         await self._call("load_markets")
+
+    def _hold_requests_during_cooldown(self) -> None:
+        """Make every HTTP request wait out a 429's cooldown right before it is sent.
+
+        Checking only before a call is not enough: calls already queued in ccxt's throttler
+        when the 429 arrives would still go out, and Binance bans (418) a client that keeps
+        sending. ccxt sends every request through ``fetch``, after its throttle.
+        """
+        send = self._exchange.fetch
+
+        async def send_after_cooldown(*args: Any, **kwargs: Any) -> Any:
+            await self._respect_cooldown()
+            return await send(*args, **kwargs)
+        self._exchange.fetch = send_after_cooldown
 
     def abort_retries(self) -> None:
         """Stop waiting to retry: on shutdown a failing request fails now (call in the loop)."""

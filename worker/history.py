@@ -189,21 +189,41 @@ async def _backfill_in_windows(client: ExchangeClient, series: SeriesKey, since:
             outcome.error = "interrupted by shutdown"
             return
         starts = [w for w in range(window, min(stop_at, window + concurrency * width), width)]
-        pages = await asyncio.gather(*(client.fetch_ohlcv(series.symbol, tf, w, limit) for w in starts))
-        for start, raw in zip(starts, pages):
-            outcome.pages += 1
-            batch = parse_candles(raw, tf)
-            outcome.rejected += len(batch.rejected)
-            log_rejections(series, batch)
-            window_end = min(start + width, stop_at)
-            # An exchange that skips a no-trade stretch fills the page from later bars: clip.
-            inside = [c for c in batch.candles if start <= c.timestamp < window_end]
-            if inside:
-                await emit(series, inside)
-                outcome.candles += len(inside)
-            outcome.covered_until = window_end
+        windows = await asyncio.gather(*(
+            _fetch_window(client, series, w, min(w + width, stop_at), limit, outcome) for w in starts))
+        for start, candles in zip(starts, windows):
+            if candles:
+                await emit(series, candles)
+                outcome.candles += len(candles)
+            outcome.covered_until = min(start + width, stop_at)
         window = starts[-1] + width
         progress.page_done()
+
+
+async def _fetch_window(client: ExchangeClient, series: SeriesKey, start: int, end: int, limit: int,
+                        outcome: SeriesOutcome) -> list[Candle]:
+    """Every bar in [start, end), asking again from the newest one while a page stops short.
+
+    A page can end before its window does: the exchange cut it (a repeated row made it one
+    too long), or the window has a stretch without trades. Asking from the newest bar until
+    an answer brings nothing new inside the window tells the two apart.
+    """
+    tf = series.timeframe
+    found: list[Candle] = []
+    cursor = start
+    while cursor < end:
+        raw = await client.fetch_ohlcv(series.symbol, tf, cursor, limit)
+        outcome.pages += 1
+        batch = parse_candles(raw, tf)
+        outcome.rejected += len(batch.rejected)
+        log_rejections(series, batch)
+        # An exchange that skips a no-trade stretch fills the page from later bars: clip.
+        inside = [c for c in batch.candles if cursor <= c.timestamp < end]
+        if not inside:
+            break
+        found.extend(inside)
+        cursor = next_bar_start(inside[-1].timestamp, tf)
+    return found
 
 
 def _served_fewer_from_the_front(raw: list, fresh: list[Candle], since: int, limit: int,

@@ -1,0 +1,1 @@
+"""Offline demo of the collector against the bundled exchange simulator."""
