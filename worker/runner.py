@@ -15,15 +15,15 @@ from typing import Any, Callable, Sequence
 
 from supervisor.config import ExchangeConfig, Settings
 from worker.audit import AuditResult, audit_series
-from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
+from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
 from worker.history import SeriesOutcome, backfill_series, log_rejections
-from worker.retry import Backoff
-from worker.spool import DeadLetters, Spool
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.retry import Backoff
 from worker.sinks.base import Sink
+from worker.spool import DeadLetters, Spool
 from worker.timeframes import bar_start, next_bar_start
 
 log = logging.getLogger("worker.runner")
