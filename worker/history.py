@@ -123,11 +123,7 @@ async def backfill_series(
             if should_stop():
                 outcome.error = "interrupted by shutdown"
                 return outcome
-            raw = await client.fetch_ohlcv(series.symbol, tf, since, limit)
-            outcome.pages += 1
-            batch = parse_candles(raw, tf)
-            outcome.rejected += len(batch.rejected)
-            log_rejections(series, batch)
+            raw, batch = await _fetch_page(client, series, since, limit, outcome)
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
                 break  # an empty page, or one with nothing after the cursor: no progress possible
@@ -165,6 +161,17 @@ async def backfill_series(
         return outcome
     outcome.covered_until = max(outcome.covered_until, min(end_ms, _closed_end(end_ms, now_ms, tf)))
     return outcome
+
+
+async def _fetch_page(client: ExchangeClient, series: SeriesKey, since: int, limit: int,
+                      outcome: SeriesOutcome) -> tuple[list, ParsedBatch]:
+    """One page, validated; its rejected bars logged and counted on the outcome."""
+    raw = await client.fetch_ohlcv(series.symbol, series.timeframe, since, limit)
+    outcome.pages += 1
+    batch = parse_candles(raw, series.timeframe)
+    outcome.rejected += len(batch.rejected)
+    log_rejections(series, batch)
+    return raw, batch
 
 
 def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, timeframe: str) -> bool:
@@ -212,11 +219,7 @@ async def _fetch_window(client: ExchangeClient, series: SeriesKey, start: int, e
     found: list[Candle] = []
     cursor = start
     while cursor < end:
-        raw = await client.fetch_ohlcv(series.symbol, tf, cursor, limit)
-        outcome.pages += 1
-        batch = parse_candles(raw, tf)
-        outcome.rejected += len(batch.rejected)
-        log_rejections(series, batch)
+        _, batch = await _fetch_page(client, series, cursor, limit, outcome)
         # An exchange that skips a no-trade stretch fills the page from later bars: clip.
         inside = [c for c in batch.candles if cursor <= c.timestamp < end]
         if not inside:

@@ -72,8 +72,10 @@ class SqliteSink:
     def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
         if not rows:
             return WriteResult()
+        # A batch shares one or a few ingestion times: format each once, not once per row.
+        ingested = {ms: iso_utc(ms) for ms in {r.ingested_at for r in rows}}
         params = [(iso_utc(r.timestamp), r.exchange, r.symbol, r.timeframe, r.open, r.high,
-                   r.low, r.close, r.volume, iso_utc(r.ingested_at)) for r in rows]
+                   r.low, r.close, r.volume, ingested[r.ingested_at]) for r in rows]
         with self._lock:
             conn = self._connection()
             try:
