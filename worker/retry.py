@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from supervisor.loki import parse_retry_after as parse_retry_after_value
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -34,14 +36,8 @@ MAX_RETRY_AFTER_SECONDS = 120.0
 
 
 def parse_retry_after(headers: dict | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), if the exchange sent one."""
-    if not headers:
-        return None
-    for key, value in headers.items():
+    """Seconds from a Retry-After header (seconds or an HTTP date), if the exchange sent one."""
+    for key, value in (headers or {}).items():
         if str(key).lower() == "retry-after":
-            try:
-                seconds = float(value)
-            except (TypeError, ValueError):
-                return None
-            return seconds if seconds >= 0 else None
+            return parse_retry_after_value(str(value))
     return None
