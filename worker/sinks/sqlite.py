@@ -62,12 +62,17 @@ class SqliteSink:
 
     def ensure(self) -> None:
         with self._lock:
+            conn = None
             try:
-                self._connection().executescript(_SCHEMA)
-            except sqlite3.OperationalError as exc:
-                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+                conn = self._connection()
+                # The write lock first, so that workers creating the schema together queue on
+                # busy_timeout; a read upgraded to a write mid-script fails at once instead.
+                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
             except sqlite3.DatabaseError as exc:
-                raise SinkRejected(f"sqlite {self.path}: {exc}") from exc
+                if conn is not None:
+                    self._rollback(conn)
+                unavailable = isinstance(exc, sqlite3.OperationalError)  # locked, disk, I/O
+                raise (SinkUnavailable if unavailable else SinkRejected)(f"sqlite {self.path}: {exc}") from exc
 
     def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
         if not rows:
