@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -183,28 +184,39 @@ def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, tim
 async def _backfill_in_windows(client: ExchangeClient, series: SeriesKey, since: int, stop_at: int,
                                limit: int, concurrency: int, emit: EmitCandles, outcome: SeriesOutcome,
                                progress: ProgressReporter, should_stop: Callable[[], bool]) -> None:
-    """Fetch [since, stop_at) in windows of ``limit`` bars, ``concurrency`` at a time, in order.
+    """Fetch [since, stop_at) in windows of ``limit`` bars, ``concurrency`` in flight, in order.
 
-    Windows are emitted in time order only after all of a round arrived, so the series'
-    covered_until (and the HISTORY checkpoint built on it) never passes a missing window.
+    The next window is asked for as soon as the oldest one arrives (a sliding window: rounds
+    that wait for their slowest page would leave the rate limit idle meanwhile). Windows are
+    emitted in time order, so the series' covered_until (and the HISTORY checkpoint built on
+    it) never passes a window still in flight.
     """
-    tf = series.timeframe
-    width = limit * timeframe_ms(tf)
-    window = since
-    while window < stop_at:
-        if should_stop():
-            outcome.error = "interrupted by shutdown"
-            return
-        starts = [w for w in range(window, min(stop_at, window + concurrency * width), width)]
-        windows = await asyncio.gather(*(
-            _fetch_window(client, series, w, min(w + width, stop_at), limit, outcome) for w in starts))
-        for start, candles in zip(starts, windows):
+    width = limit * timeframe_ms(series.timeframe)
+    starts = iter(range(since, stop_at, width))
+    in_flight: deque[tuple[int, asyncio.Future[list[Candle]]]] = deque()
+    try:
+        while True:
+            while len(in_flight) < concurrency and not should_stop():
+                start = next(starts, None)
+                if start is None:
+                    break
+                in_flight.append((start, asyncio.ensure_future(
+                    _fetch_window(client, series, start, min(start + width, stop_at), limit, outcome))))
+            if not in_flight:
+                break
+            start, window = in_flight.popleft()
+            candles = await window
             if candles:
                 await emit(series, candles)
                 outcome.candles += len(candles)
             outcome.covered_until = min(start + width, stop_at)
-        window = starts[-1] + width
-        progress.page_done()
+            progress.page_done()
+    finally:
+        for _, window in in_flight:  # after an error: the windows behind it are not needed
+            window.cancel()
+        await asyncio.gather(*(window for _, window in in_flight), return_exceptions=True)
+    if outcome.covered_until < stop_at:
+        outcome.error = "interrupted by shutdown"
 
 
 async def _fetch_window(client: ExchangeClient, series: SeriesKey, start: int, end: int, limit: int,
