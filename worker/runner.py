@@ -15,22 +15,20 @@ from typing import Any, Callable, Sequence
 
 from supervisor.config import ExchangeConfig, Settings
 from worker.audit import AuditResult, audit_series
-from worker.candles import Candle, OhlcvRow, SeriesKey, parse_candles, to_rows
+from worker.candles import OhlcvRow, SeriesKey, parse_candles, to_rows
 from worker.checkpoint import HistoryCheckpoint, Mark
+from worker.history_buffer import HistoryBuffer
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
 from worker.history import SeriesOutcome, backfill_series, log_rejections
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
-from worker.retry import Backoff
 from worker.sinks.base import Sink
 from worker.spool import DeadLetters, Spool
-from worker.timeframes import bar_start, next_bar_start
+from worker.timeframes import bar_start
 
 log = logging.getLogger("worker.runner")
 
 Report = Callable[[dict[str, Any]], None]
-# HISTORY: a store outage shorter than about a minute costs a pause, not the run.
-SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
 
 
 @dataclass
@@ -92,18 +90,17 @@ class Worker:
         self._needs_repair: dict[SeriesKey, int | None] = {}
         self.spool = spool if spool is not None else Spool(None, settings.spool_max_rows)
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
-        self._history_rows: list[OhlcvRow] = []
-        self._checkpoint = HistoryCheckpoint(None)
-        self._marks_buffered: dict[SeriesKey, Mark] = {}
-        self._marks_durable: dict[SeriesKey, Mark] = {}
+        self._history = HistoryBuffer(self._write, settings.history_flush_rows, clock=clock)
         self._stopping = False
-        self._sleep = asyncio.sleep
 
     # -- setup -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the exchange, keep the series it offers, prepare the store."""
         await self.client.open()
+        # Bars close on the exchange's clock. Reading it while connecting spares the first
+        # cycle or backfill a round trip; it is read again every 10 minutes.
+        await self.client.exchange_now_ms()
         for series in self.configured:
             reason = self.client.unsupported_reason(series.symbol, series.timeframe)
             if reason:
@@ -237,7 +234,7 @@ class Worker:
         for outcome in outcomes:
             if outcome is not None and outcome.status == "failed":
                 self._mark_gap(outcome.series, starts[outcome.series])
-        rows, self._history_rows = self._history_rows, []
+        rows = self._history.take_rows()
         # LIVE must not stall on a store outage: repaired rows take the spool's path.
         await self._write_live(rows)
 
@@ -256,7 +253,7 @@ class Worker:
             return None  # nothing closed is missing; the LIVE fetch covers the rest
         outcome = await backfill_series(self.client, series, start, now_ms,
                                         page_limit=self.settings.history_page_limit,
-                                        emit=self._buffer_history_rows,
+                                        emit=self._history.add,
                                         concurrency=self.settings.max_concurrent_requests)
         if last_ms < floor_ms:
             log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
@@ -276,9 +273,10 @@ class Worker:
         Each series starts where ``resume_from`` or the checkpoint of an earlier run of the
         same range says it stood.
         """
-        self._checkpoint = checkpoint or HistoryCheckpoint(None)
-        self._marks_durable = await self._marks_the_store_confirms(self._checkpoint.load())
-        resume_from = {**{s: m.covered_until for s, m in self._marks_durable.items()},
+        checkpoint = checkpoint or HistoryCheckpoint(None)
+        self._history.resume(checkpoint, await self._marks_the_store_confirms(checkpoint.load()))
+        durable = self._history.durable
+        resume_from = {**{s: m.covered_until for s, m in durable.items()},
                        **(resume_from or {})}
         if any(resume_from.get(s, start_ms) > start_ms for s in self.series):
             log.info("resuming: %d of %d series have progress from an earlier run",
@@ -297,20 +295,20 @@ class Worker:
         finally:
             heartbeat.cancel()
         try:
-            await self._flush_history_rows()
+            await self._history.flush()
         except CollectorError as exc:
             for outcome in outcomes:
                 outcome.error = outcome.error or f"store write failed: {exc}"
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
             if outcome.status in ("complete", "partial_unavailable"):
-                previous = self._marks_durable.get(outcome.series)
-                self._marks_durable[outcome.series] = Mark(end_ms, previous.last_bar if previous else None)
+                previous = durable.get(outcome.series)
+                durable[outcome.series] = Mark(end_ms, previous.last_bar if previous else None)
             self._report({"type": "series_done", "series": tuple(outcome.series),
                           "status": outcome.status, "covered_until": outcome.covered_until,
                           "candles": outcome.candles, "unavailable": outcome.unavailable,
                           "error": outcome.error})
-        self._checkpoint.save(self._marks_durable)
+        checkpoint.save(durable)
         report.outcomes = list(outcomes)
         return report
 
@@ -332,7 +330,7 @@ class Worker:
     async def _backfill_and_report(self, series: SeriesKey, start_ms: int, end_ms: int) -> SeriesOutcome:
         outcome = await backfill_series(self.client, series, start_ms, end_ms,
                                         page_limit=self.settings.history_page_limit,
-                                        emit=self._buffer_history_rows,
+                                        emit=self._history.add,
                                         should_stop=lambda: self._stopping,
                                         concurrency=self.settings.max_concurrent_requests)
         self.stats.rows_rejected += outcome.rejected
@@ -354,10 +352,10 @@ class Worker:
             results = await asyncio.gather(*(
                 audit_series(self.client, s, start_ms, end_ms,
                              page_limit=self.settings.history_page_limit, stored_timestamps=stored,
-                             repair=self._buffer_history_rows if repair else None,
+                             repair=self._history.add if repair else None,
                              concurrency=self.settings.max_concurrent_requests)
                 for s in self.series))
-            await self._flush_history_rows()
+            await self._history.flush()
         finally:
             heartbeat.cancel()
         for result in results:
@@ -377,33 +375,6 @@ class Worker:
             await asyncio.sleep(every_s)
 
     # -- writing ---------------------------------------------------------------------------
-
-    async def _buffer_history_rows(self, series: SeriesKey, candles: list[Candle]) -> None:
-        self._history_rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
-        last = candles[-1].timestamp
-        self._marks_buffered[series] = Mark(next_bar_start(last, series.timeframe), last)
-        if len(self._history_rows) >= self.settings.history_flush_rows:
-            await self._flush_history_rows()
-
-    async def _flush_history_rows(self) -> None:
-        """Write the buffer; ride out a short store outage before giving up on the batch."""
-        rows, self._history_rows = self._history_rows, []
-        for attempt in range(1, SINK_BACKOFF.attempts + 1):
-            try:
-                await self._write(rows)
-                self._marks_durable.update(self._marks_buffered)
-                self._marks_buffered.clear()
-                self._checkpoint.save(self._marks_durable)
-                return
-            except SinkUnavailable as exc:
-                if attempt == SINK_BACKOFF.attempts:
-                    self._history_rows = rows + self._history_rows
-                    raise
-                delay = SINK_BACKOFF.delay(attempt)
-                log.warning("store unavailable, retrying %d rows in %.1f s: %s", len(rows), delay,
-                            exc, extra={"event": "sink_write_retry", "attempt": attempt,
-                                        "rows": len(rows), "error": str(exc)[:300]})
-                await self._sleep(delay)
 
     async def _write(self, rows: list[OhlcvRow]) -> None:
         try:
