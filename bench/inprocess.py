@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import ccxt
 
-from supervisor.config import ExchangeConfig, Settings
+from supervisor.config import ExchangeConfig, Settings, StorageConfig
 from worker.runner import Worker
-from worker.sinks.sqlite import SqliteSink
+from worker.sinks.factory import make_sink
 
 from bench.sim import SimProcess
 
@@ -61,10 +61,13 @@ def install_event_counter() -> None:
 
 
 def make_worker(sim: SimProcess, exchange: str, series: dict[str, list[str]], db: Path, *,
-                ccxt_overrides: dict[str, Any] | None = None, **settings: Any) -> Worker:
+                ccxt_overrides: dict[str, Any] | None = None, bulk: bool = False,
+                **settings: Any) -> Worker:
+    """``bulk``: the store HISTORY uses in a worker process (written from a process of its own)."""
     config = ExchangeConfig(ccxt={**sim.ccxt[exchange], **(ccxt_overrides or {})},
                             symbols=[{"symbol": s, "timeframes": tfs} for s, tfs in series.items()])
-    return Worker(exchange, config, Settings(health_port=0, **settings), SqliteSink(db))
+    sink = make_sink(StorageConfig(backend="sqlite", sqlite={"path": str(db)}), bulk=bulk)
+    return Worker(exchange, config, Settings(health_port=0, **settings), sink)
 
 
 def stored_rows(db: Path, exchange: str | None = None) -> int:
@@ -91,7 +94,7 @@ def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, 
                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None,
                     profile: bool = False) -> HistoryRun:
     """``Worker.run_history`` over [start, end): wall and CPU time of the backfill alone."""
-    worker = make_worker(sim, exchange, series, db, ccxt_overrides=ccxt_overrides)
+    worker = make_worker(sim, exchange, series, db, ccxt_overrides=ccxt_overrides, bulk=True)
     profiler = cProfile.Profile() if profile else None
 
     async def scenario() -> tuple[Any, float, float]:
@@ -182,16 +185,16 @@ def product_live(sim: SimProcess, db: Path, series: dict[str, list[str]], cycles
                  presample_clock: bool = True) -> LiveRun:
     """``Worker.live_cycle`` timed one cycle at a time, as the schedule loop calls it.
 
-    ``presample_clock`` reads the exchange clock once before the first timed cycle. The
-    worker samples it again every 600 s (worker/exchange.py CLOCK_REFRESH_SECONDS), so
-    most cycles are like that; with False, the first cycle is the one that samples it.
+    ``Worker.start`` reads the exchange clock, and the worker reads it again every 600 s
+    (worker/exchange.py CLOCK_REFRESH_SECONDS), so most cycles need no time request. With
+    ``presample_clock`` False, the first timed cycle is one that reads it.
     """
     worker = make_worker(sim, "binance", series, db)
 
     async def scenario() -> list[float]:
-        await worker.start()
-        if presample_clock:
-            await worker.client.exchange_now_ms()
+        await worker.start()  # reads the exchange clock
+        if not presample_clock:
+            worker.client._clock_sampled_at = None  # as when the 600 s are up
         EVENTS.take()
         times = []
         for _ in range(cycles):

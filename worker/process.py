@@ -7,6 +7,7 @@ requests, so a write in flight always finishes before the process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -26,13 +27,26 @@ from worker.errors import CollectorError, ExchangeSetupError
 from worker.runner import Worker
 from worker.scheduling import run_until, schedule_live_jobs
 from worker.sinks.factory import make_sink
+from worker.sinks.offloaded import WriterLogging
 from worker.spec import WorkerSpec
 from worker.spool import DeadLetters, Spool
 
 log = logging.getLogger("worker.process")
 
+# A 1,000-bar page allocates several thousand short-lived lists and tuples, all freed by
+# reference counting. With the default young-generation threshold (700) the collector
+# still runs a few times per page to look for cycles, about a fifth of a page's CPU.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation every 50,000 allocations instead of every 700."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
 
 def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
+    tune_garbage_collector()
     configure_worker_logging(log_queue, exchange=spec.exchange_id, mode=spec.mode,
                              level=spec.settings.log_level)
     stop = threading.Event()
@@ -47,7 +61,9 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
     def report(message: dict[str, Any]) -> None:
         status_queue.put({"exchange": spec.exchange_id, "pid": os.getpid(), "ts": time.time(), **message})
 
-    sink = make_sink(spec.storage, bulk=spec.mode in ("history", "audit"))
+    sink = make_sink(spec.storage, bulk=spec.mode in ("history", "audit"),
+                     logging_to=WriterLogging(log_queue, spec.exchange_id, spec.mode,
+                                              spec.settings.log_level))
     state = Path(spec.settings.state_dir)
     worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
                     spool=Spool(state / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows),

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from supervisor.config import StorageConfig
 from worker.sinks.base import Sink
 
+if TYPE_CHECKING:
+    from worker.sinks.offloaded import WriterLogging
 
-def make_sink(storage: StorageConfig, *, bulk: bool = False) -> Sink:
-    """``bulk`` selects load jobs over streaming inserts (HISTORY) where the store has both."""
+
+def make_sink(storage: StorageConfig, *, bulk: bool = False,
+              logging_to: WriterLogging | None = None) -> Sink:
+    """The store for one worker. ``bulk`` (HISTORY, audit) writes from a process of its own
+    (see ``worker.sinks.offloaded``) and prefers load jobs over streaming inserts."""
+    if bulk:
+        from worker.sinks.offloaded import OffloadedSink
+
+        return OffloadedSink(storage, bulk=True, logging_to=logging_to)
+    return make_local_sink(storage)
+
+
+def make_local_sink(storage: StorageConfig, *, bulk: bool = False) -> Sink:
+    """The store's client in this process."""
     if storage.backend == "bigquery":
         from worker.sinks.bigquery import BigQuerySink
 
