@@ -31,6 +31,7 @@ from worker.retry import (
     Backoff,
     parse_retry_after,
 )
+from worker.timeframes import timeframe_ms
 
 log = logging.getLogger("worker.exchange")
 
@@ -39,6 +40,14 @@ ExchangeFactory = Callable[[dict[str, Any]], Any]
 
 # How often the exchange's clock is sampled again; drift between two clocks is slow.
 CLOCK_REFRESH_SECONDS = 600.0
+
+# Exchanges whose ccxt ``fetch_ohlcv`` switches to an archive endpoint for older bars, which
+# serves smaller pages than ccxt's ``features`` report: (bars before now where ccxt switches,
+# candles per archive page). OKX: /market/candles serves 300 a page, /market/history-candles
+# 100 (OKX API v5 docs); ccxt asks history-candles for a ``since`` older than 1,439 bars.
+ARCHIVE_PAGES = {"okx": (1439, 100)}
+# ccxt decides on its own clock when it sends the request, a little later than we ask.
+ARCHIVE_MARGIN_BARS = 10
 
 
 def translate(exc: Exception) -> Exception:
@@ -148,8 +157,24 @@ class ExchangeClient:
             return f"{self.exchange_id} does not offer timeframe {timeframe} (it offers {offered})"
         return None
 
-    def max_ohlcv_limit(self, symbol: str) -> int | None:
-        """Candles per request the exchange serves at most, from ccxt's ``features``."""
+    def max_ohlcv_limit(self, symbol: str, timeframe: str | None = None,
+                        since_ms: int | None = None) -> int | None:
+        """Candles per request the exchange serves at most from ``since_ms``.
+
+        ccxt's ``features`` give the page size, except where the exchange serves older bars
+        from an archive endpoint with smaller pages (``ARCHIVE_PAGES``).
+        """
+        limit = self._features_ohlcv_limit(symbol)
+        archive = ARCHIVE_PAGES.get(self.exchange_id)
+        if archive is None or timeframe is None or since_ms is None:
+            return limit
+        bars_back, archive_limit = archive
+        border = self._clock() * 1000 - (bars_back - ARCHIVE_MARGIN_BARS) * timeframe_ms(timeframe)
+        if since_ms < border:
+            return min(limit or archive_limit, archive_limit)
+        return limit
+
+    def _features_ohlcv_limit(self, symbol: str) -> int | None:
         ex = self._exchange
         features = getattr(ex, "features", None) or {}
         try:

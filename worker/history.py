@@ -115,15 +115,21 @@ async def backfill_series(
         first_bar = next_bar_start(first_bar, tf)
     outcome = SeriesOutcome(series, start_ms, end_ms, covered_until=first_bar)
     progress = ProgressReporter(outcome, clock)
-    limit = min(page_limit, client.max_ohlcv_limit(series.symbol) or page_limit)
     since = first_bar
     limit_adjusted = False
+
+    def limit_at(cursor: int) -> int:
+        """The page to ask for from ``cursor``: what the exchange serves there, at most ours."""
+        return min(page_limit, client.max_ohlcv_limit(series.symbol, tf, cursor) or page_limit)
+
     try:
         now_ms = await client.exchange_now_ms()
         while since < end_ms:
             if should_stop():
                 outcome.error = "interrupted by shutdown"
                 return outcome
+            if not limit_adjusted:
+                limit = limit_at(since)
             raw, batch = await _fetch_page(client, series, since, limit, outcome)
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
@@ -151,8 +157,10 @@ async def backfill_series(
             progress.page_done()
             now_ms = await client.exchange_now_ms()
             if concurrency > 1 and _pages_are_exact(raw, fresh, page_since, limit, tf):
+                adjusted = limit
                 await _backfill_in_windows(client, series, since, min(end_ms, bar_start(now_ms, tf)),
-                                           limit, concurrency, emit, outcome, progress, should_stop)
+                                           (lambda _: adjusted) if limit_adjusted else limit_at,
+                                           concurrency, emit, outcome, progress, should_stop)
                 break
     except CollectorError as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
@@ -182,34 +190,38 @@ def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, tim
 
 
 async def _backfill_in_windows(client: ExchangeClient, series: SeriesKey, since: int, stop_at: int,
-                               limit: int, concurrency: int, emit: EmitCandles, outcome: SeriesOutcome,
-                               progress: ProgressReporter, should_stop: Callable[[], bool]) -> None:
-    """Fetch [since, stop_at) in windows of ``limit`` bars, ``concurrency`` in flight, in order.
+                               limit_at: Callable[[int], int], concurrency: int, emit: EmitCandles,
+                               outcome: SeriesOutcome, progress: ProgressReporter,
+                               should_stop: Callable[[], bool]) -> None:
+    """Fetch [since, stop_at) in windows of one page each, ``concurrency`` in flight, in order.
+
+    A window is as wide as the page the exchange serves from its start (``limit_at``): OKX
+    serves 100 bars a page from its archive and 300 near the present.
 
     The next window is asked for as soon as the oldest one arrives (a sliding window: rounds
     that wait for their slowest page would leave the rate limit idle meanwhile). Windows are
     emitted in time order, so the series' covered_until (and the HISTORY checkpoint built on
     it) never passes a window still in flight.
     """
-    width = limit * timeframe_ms(series.timeframe)
-    starts = iter(range(since, stop_at, width))
+    step = timeframe_ms(series.timeframe)
+    next_start = since
     in_flight: deque[tuple[int, asyncio.Future[list[Candle]]]] = deque()
     try:
         while True:
-            while len(in_flight) < concurrency and not should_stop():
-                start = next(starts, None)
-                if start is None:
-                    break
-                in_flight.append((start, asyncio.ensure_future(
-                    _fetch_window(client, series, start, min(start + width, stop_at), limit, outcome))))
+            while len(in_flight) < concurrency and next_start < stop_at and not should_stop():
+                limit = limit_at(next_start)
+                end = min(next_start + limit * step, stop_at)
+                in_flight.append((end, asyncio.ensure_future(
+                    _fetch_window(client, series, next_start, end, limit, outcome))))
+                next_start = end
             if not in_flight:
                 break
-            start, window = in_flight.popleft()
+            end, window = in_flight.popleft()
             candles = await window
             if candles:
                 await emit(series, candles)
                 outcome.candles += len(candles)
-            outcome.covered_until = min(start + width, stop_at)
+            outcome.covered_until = end
             progress.page_done()
     finally:
         for _, window in in_flight:  # after an error: the windows behind it are not needed
