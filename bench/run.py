@@ -472,6 +472,10 @@ class Bench:
         print(markdown_table(self.figures))
 
 
+# In the order a full run measures them; history_cli compares against history's baseline.
+SCENARIOS = ("simulator_ceiling", "history", "history_cli", "live", "pipeline", "memory")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads, about 2.5 minutes")
@@ -479,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (SQLite files, logs)")
     parser.add_argument("--memory-cycles", type=int, metavar="N",
                         help="LIVE cycles for the memory run (a soak: 1000 takes about 25 minutes)")
+    parser.add_argument("--only", choices=SCENARIOS, nargs="+", metavar="SCENARIO",
+                        help=f"run only these scenarios ({', '.join(SCENARIOS)})")
     args = parser.parse_args(argv)
+    if args.only and "history_cli" in args.only and "history" not in args.only:
+        parser.error("history_cli compares against the history scenario's ideal: add history")
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="tda-bench-"))
     inprocess.install_event_counter()
@@ -490,12 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(mode, workdir, args.profile)
     try:
         bench.header()
-        bench.simulator_ceiling()
-        bench.history()
-        bench.history_cli()
-        bench.live()
-        bench.pipeline()
-        bench.memory()
+        for scenario in args.only or SCENARIOS:
+            getattr(bench, scenario)()
         bench.summary(started)
     finally:
         bench.close()
