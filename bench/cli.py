@@ -103,7 +103,9 @@ def cli_history(sim: SimProcess, workdir: Path, exchanges: dict[str, dict[str, l
             ready = _ts(collector.events("worker_ready", exchange=exchange)[0]["ts"])
             exited = _ts(collector.events("worker_exit", exchange=exchange)[-1]["ts"])
             spans[exchange] = (spawned, ready, exited)
-        rows = {l["exchange"]: l.get("rows", 0) for l in collector.events("history_summary")}
+        rows: dict[str, int] = {}
+        for summary in collector.events("history_summary"):  # one per series
+            rows[summary["exchange"]] = rows.get(summary["exchange"], 0) + summary.get("rows", 0)
         restarts = len(collector.events("worker_hung")) + len(collector.events("checkpoint_discarded"))
     finally:
         collector.kill()

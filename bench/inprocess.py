@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import ccxt
+import psutil
 
 from supervisor.config import ExchangeConfig, Settings, StorageConfig
 from worker.runner import Worker
@@ -81,7 +82,8 @@ def stored_rows(db: Path, exchange: str | None = None) -> int:
 @dataclass
 class HistoryRun:
     wall_s: float
-    cpu_s: float
+    cpu_s: float            # the worker's own process
+    writer_cpu_s: float     # its store writer process (worker/sinks/offloaded.py)
     candles: int
     pages: int
     stored: int
@@ -90,28 +92,42 @@ class HistoryRun:
     profile: cProfile.Profile | None = None
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds a process has used so far (0 when there is none)."""
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, list[str]],
                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None,
                     profile: bool = False) -> HistoryRun:
-    """``Worker.run_history`` over [start, end): wall and CPU time of the backfill alone."""
+    """``Worker.run_history`` over [start, end): wall and CPU time of the backfill alone.
+
+    The store is written from a process of its own, as in a HISTORY worker; its CPU is
+    counted separately (``writer_cpu_s``).
+    """
     worker = make_worker(sim, exchange, series, db, ccxt_overrides=ccxt_overrides, bulk=True)
     profiler = cProfile.Profile() if profile else None
 
-    async def scenario() -> tuple[Any, float, float]:
-        await worker.start()
+    async def scenario() -> tuple[Any, float, float, float]:
+        await worker.start()  # the store's writer process is running from here on
         EVENTS.take()
         if profiler:
             profiler.enable()
-        t0, c0 = time.perf_counter(), time.process_time()
+        writer = worker.sink.pid
+        t0, c0, w0 = time.perf_counter(), time.process_time(), process_cpu_s(writer)
         report = await worker.run_history(start_ms, end_ms)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        writer_cpu = process_cpu_s(writer) - w0
         if profiler:
             profiler.disable()
         await worker.close()
-        return report, wall, cpu
+        return report, wall, cpu, writer_cpu
 
-    report, wall, cpu = asyncio.run(scenario())
-    return HistoryRun(wall, cpu, sum(o.candles for o in report.outcomes),
+    report, wall, cpu, writer_cpu = asyncio.run(scenario())
+    return HistoryRun(wall, cpu, writer_cpu, sum(o.candles for o in report.outcomes),
                       sum(o.pages for o in report.outcomes), stored_rows(db, exchange),
                       [o.status for o in report.outcomes], EVENTS.take(), profiler)
 
@@ -141,7 +157,7 @@ def baseline_history(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]
             since = page[-1][0] + TF_MS[timeframe]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.close()
-    return HistoryRun(wall, cpu, candles, pages, candles, ["complete"])
+    return HistoryRun(wall, cpu, 0.0, candles, pages, candles, ["complete"])
 
 
 def _baseline_exchange(sim: SimProcess, overrides: dict | None = None) -> ccxt.Exchange:

@@ -56,6 +56,11 @@ class OffloadedSink:
         self._conn: Any = None
         self._process: multiprocessing.process.BaseProcess | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The writer process, while one runs."""
+        return self._process.pid if self._process is not None else None
+
     # -- the Sink interface ----------------------------------------------------------------
 
     def ensure(self) -> None:
