@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import ccxt
 import psutil
 
-from supervisor.config import ExchangeConfig, Settings, StorageConfig
+from supervisor.config import SQLITE_HISTORY_FLUSH_ROWS, ExchangeConfig, Settings, StorageConfig
 from worker.runner import Worker
 from worker.sinks.factory import make_sink
 
@@ -68,6 +68,7 @@ def make_worker(sim: SimProcess, exchange: str, series: dict[str, list[str]], db
     config = ExchangeConfig(ccxt={**sim.ccxt[exchange], **(ccxt_overrides or {})},
                             symbols=[{"symbol": s, "timeframes": tfs} for s, tfs in series.items()])
     sink = make_sink(StorageConfig(backend="sqlite", sqlite={"path": str(db)}), bulk=bulk)
+    settings.setdefault("history_flush_rows", SQLITE_HISTORY_FLUSH_ROWS)  # as the CLI's default
     return Worker(exchange, config, Settings(health_port=0, **settings), sink)
 
 

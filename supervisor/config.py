@@ -56,6 +56,7 @@ class Settings(_Strict):
     history_page_limit: PositiveInt = 1000
     # HISTORY: rows per write (one load job or one SQLite transaction), and so how often the
     # checkpoint moves. BigQuery takes 1,500 load jobs per table a day: keep this large there.
+    # With SQLite and no value in the file, SQLITE_HISTORY_FLUSH_ROWS (see AppConfig).
     history_flush_rows: PositiveInt = 50_000
     service_name: str = "tda-large-collector"
     environment: str = "production"
@@ -169,10 +170,27 @@ def _known_exchange_id(value: str) -> str:
 ExchangeId = Annotated[str, AfterValidator(_known_exchange_id)]
 
 
+# SQLite commits 10,000 rows in tens of milliseconds. Smaller batches keep the last write of a
+# backfill, which no fetching overlaps, short.
+SQLITE_HISTORY_FLUSH_ROWS = 10_000
+
+
 class AppConfig(_Strict):
     settings: Settings = Settings()
     storage: StorageConfig = StorageConfig()
     exchanges: dict[ExchangeId, ExchangeConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_batches_sized_for_the_store(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        storage, settings = value.get("storage") or {}, value.get("settings") or {}
+        if not (isinstance(storage, dict) and isinstance(settings, dict)):
+            return value
+        if storage.get("backend", "sqlite") == "sqlite" and "history_flush_rows" not in settings:
+            value = {**value, "settings": {**settings, "history_flush_rows": SQLITE_HISTORY_FLUSH_ROWS}}
+        return value
 
     def series_count(self) -> int:
         return sum(len(s.timeframes) for e in self.exchanges.values() for s in e.symbols)

@@ -164,3 +164,15 @@ def test_validate_config_cli_exits_2_naming_every_problem(tmp_path: Path) -> Non
                      "exchanges.kraken[0].timeframes", "'7x'"):
         assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("storage, settings, expected", [
+    ("", "", 10_000),                                           # SQLite by default
+    ("storage:\n  backend: bigquery\n  bigquery: {project: p}\n", "", 50_000),
+    ("", "settings:\n  history_flush_rows: 2500\n", 2_500),     # a value in the file wins
+    ("storage:\n  backend: bigquery\n  bigquery: {project: p}\n", "settings:\n  history_flush_rows: 2500\n", 2_500),
+])
+def test_history_batches_are_sized_for_the_store(tmp_path: Path, storage: str, settings: str,
+                                                 expected: int) -> None:
+    text = storage + settings + "exchanges:\n  binance:\n    - symbol: BTC/USDT\n      timeframes: [1m]\n"
+    assert load_config(write(tmp_path, text), {}).settings.history_flush_rows == expected
