@@ -108,6 +108,11 @@ class OffloadedSink:
                 self._stop_process()
                 raise SinkUnavailable(f"the store's writer process is gone (exit code {code}): "
                                       f"{type(exc).__name__}") from exc
+            except BaseException:
+                # A request cut short (a row that would not pickle) leaves the writer waiting
+                # for the rest of it: start the next call with a new writer.
+                self._stop_process()
+                raise
         if status == "error":
             raise value
         return value

@@ -50,7 +50,10 @@ class SqliteSink:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where the directory should be, no permission
+                raise SinkUnavailable(f"sqlite {self.path}: cannot create its directory: {exc}") from exc
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -71,8 +74,7 @@ class SqliteSink:
             except sqlite3.DatabaseError as exc:
                 if conn is not None:
                     self._rollback(conn)
-                unavailable = isinstance(exc, sqlite3.OperationalError)  # locked, disk, I/O
-                raise (SinkUnavailable if unavailable else SinkRejected)(f"sqlite {self.path}: {exc}") from exc
+                raise self._store_error(exc) from exc
 
     def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
         if not rows:
@@ -82,19 +84,23 @@ class SqliteSink:
         params = [(iso_utc(r.timestamp), r.exchange, r.symbol, r.timeframe, r.open, r.high,
                    r.low, r.close, r.volume, ingested[r.ingested_at]) for r in rows]
         with self._lock:
-            conn = self._connection()
+            conn = None
             try:
+                conn = self._connection()
                 # One transaction per batch: one fsync instead of one per row.
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(_UPSERT, params)
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:  # locked, disk I/O, disk full
-                self._rollback(conn)
-                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
             except sqlite3.DatabaseError as exc:
-                self._rollback(conn)
-                raise SinkRejected(f"sqlite {self.path}: {exc}") from exc
+                if conn is not None:
+                    self._rollback(conn)
+                raise self._store_error(exc) from exc
         return WriteResult(written=len(rows))
+
+    def _store_error(self, exc: sqlite3.DatabaseError) -> Exception:
+        """Locked, disk full, I/O: try again later. Anything else (not a database): never."""
+        unavailable = isinstance(exc, sqlite3.OperationalError)
+        return (SinkUnavailable if unavailable else SinkRejected)(f"sqlite {self.path}: {exc}")
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -112,8 +118,8 @@ class SqliteSink:
         with self._lock:
             try:
                 found = self._connection().execute(query, exchanges).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from exc
         result = {}
         for exchange, symbol, timeframe, last in found:
             key = SeriesKey(exchange, symbol, timeframe)
@@ -128,8 +134,8 @@ class SqliteSink:
             try:
                 found = self._connection().execute(
                     query, (*series, iso_utc(start_ms), iso_utc(end_ms))).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise SinkUnavailable(f"sqlite {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from exc
         return [parse_iso_utc(ts) for (ts,) in found]
 
     def close(self) -> None:
