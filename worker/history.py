@@ -116,10 +116,12 @@ async def backfill_series(
     outcome = SeriesOutcome(series, start_ms, end_ms, covered_until=first_bar)
     progress = ProgressReporter(outcome, clock)
     since = first_bar
-    limit_adjusted = False
+    served_limit: int | None = None  # learnt from a page cut short: what the exchange serves
 
     def limit_at(cursor: int) -> int:
         """The page to ask for from ``cursor``: what the exchange serves there, at most ours."""
+        if served_limit is not None:
+            return served_limit
         return min(page_limit, client.max_ohlcv_limit(series.symbol, tf, cursor) or page_limit)
 
     try:
@@ -128,16 +130,15 @@ async def backfill_series(
             if should_stop():
                 outcome.error = "interrupted by shutdown"
                 return outcome
-            if not limit_adjusted:
-                limit = limit_at(since)
+            limit = limit_at(since)
             raw, batch = await _fetch_page(client, series, since, limit, outcome)
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
                 break  # an empty page, or one with nothing after the cursor: no progress possible
-            if not limit_adjusted and _served_fewer_from_the_front(raw, fresh, since, limit, now_ms, step):
+            if served_limit is None and _served_fewer_from_the_front(raw, fresh, since, limit, now_ms, step):
                 # Newest-first exchanges (OKX's history endpoint serves 100 of the 300 ccxt
                 # asks for) drop the oldest bars of a page. Ask again in pages they serve whole.
-                limit, limit_adjusted = len(raw), True
+                served_limit = limit = len(raw)
                 log.info("%s: the exchange serves %d candles per page; paging with that", series,
                          limit, extra={"event": "history_page_limit_adjusted", "symbol": series.symbol,
                                        "timeframe": tf, "limit": limit})
@@ -157,10 +158,8 @@ async def backfill_series(
             progress.page_done()
             now_ms = await client.exchange_now_ms()
             if concurrency > 1 and _pages_are_exact(raw, fresh, page_since, limit, tf):
-                adjusted = limit
                 await _backfill_in_windows(client, series, since, min(end_ms, bar_start(now_ms, tf)),
-                                           (lambda _: adjusted) if limit_adjusted else limit_at,
-                                           concurrency, emit, outcome, progress, should_stop)
+                                           limit_at, concurrency, emit, outcome, progress, should_stop)
                 break
     except CollectorError as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"

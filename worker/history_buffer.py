@@ -46,6 +46,14 @@ class HistoryBuffer:
     def resume(self, checkpoint: HistoryCheckpoint, durable: dict[SeriesKey, Mark]) -> None:
         self.checkpoint, self.durable = checkpoint, dict(durable)
 
+    def mark_covered(self, series: SeriesKey, until_ms: int) -> None:
+        """``series`` is done up to ``until_ms``: every bar before it is stored or not served."""
+        previous = self.durable.get(series)
+        self.durable[series] = Mark(until_ms, previous.last_bar if previous else None)
+
+    def save_checkpoint(self) -> None:
+        self.checkpoint.save(self.durable)
+
     async def add(self, series: SeriesKey, candles: list[Candle]) -> None:
         """Buffer closed bars of one series (ascending); start a write once a batch is full."""
         self._rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
@@ -97,5 +105,5 @@ class HistoryBuffer:
                 await self._sleep(delay)
                 continue
             self.durable.update(marks)
-            self.checkpoint.save(self.durable)
+            self.save_checkpoint()
             return

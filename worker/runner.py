@@ -17,10 +17,10 @@ from supervisor.config import ExchangeConfig, Settings
 from worker.audit import AuditResult, audit_series
 from worker.candles import OhlcvRow, SeriesKey, parse_candles, to_rows
 from worker.checkpoint import HistoryCheckpoint, Mark
-from worker.history_buffer import HistoryBuffer
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
 from worker.history import SeriesOutcome, backfill_series, log_rejections
+from worker.history_buffer import HistoryBuffer
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.sinks.base import Sink
 from worker.spool import DeadLetters, Spool
@@ -275,8 +275,7 @@ class Worker:
         """
         checkpoint = checkpoint or HistoryCheckpoint(None)
         self._history.resume(checkpoint, await self._marks_the_store_confirms(checkpoint.load()))
-        durable = self._history.durable
-        resume_from = {**{s: m.covered_until for s, m in durable.items()},
+        resume_from = {**{s: m.covered_until for s, m in self._history.durable.items()},
                        **(resume_from or {})}
         if any(resume_from.get(s, start_ms) > start_ms for s in self.series):
             log.info("resuming: %d of %d series have progress from an earlier run",
@@ -302,13 +301,12 @@ class Worker:
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
             if outcome.status in ("complete", "partial_unavailable"):
-                previous = durable.get(outcome.series)
-                durable[outcome.series] = Mark(end_ms, previous.last_bar if previous else None)
+                self._history.mark_covered(outcome.series, end_ms)
             self._report({"type": "series_done", "series": tuple(outcome.series),
                           "status": outcome.status, "covered_until": outcome.covered_until,
                           "candles": outcome.candles, "unavailable": outcome.unavailable,
                           "error": outcome.error})
-        checkpoint.save(durable)
+        self._history.save_checkpoint()
         report.outcomes = list(outcomes)
         return report
 
