@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import logging
 import sqlite3
 import statistics
@@ -23,6 +24,7 @@ import ccxt
 import psutil
 
 from supervisor.config import SQLITE_HISTORY_FLUSH_ROWS, ExchangeConfig, Settings, StorageConfig
+from worker.process import tune_garbage_collector
 from worker.runner import Worker
 from worker.sinks.factory import make_sink
 
@@ -127,7 +129,12 @@ def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, 
         await worker.close()
         return report, wall, cpu, writer_cpu
 
-    report, wall, cpu, writer_cpu = asyncio.run(scenario())
+    young, middle, old = gc.get_threshold()
+    tune_garbage_collector()  # as a HISTORY worker process does
+    try:
+        report, wall, cpu, writer_cpu = asyncio.run(scenario())
+    finally:
+        gc.set_threshold(young, middle, old)
     return HistoryRun(wall, cpu, writer_cpu, sum(o.candles for o in report.outcomes),
                       sum(o.pages for o in report.outcomes), stored_rows(db, exchange),
                       [o.status for o in report.outcomes], EVENTS.take(), profiler)

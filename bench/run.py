@@ -32,7 +32,6 @@ from bench import cli, inprocess, memprobe, pipeline
 from bench.report import Figure, line, markdown_table, mb, rate, section
 from bench.sim import SimProcess, measure_ceiling, throttled_counts
 from bench.sim_server import extra_binance_symbols
-from worker.process import tune_garbage_collector
 
 LATENCY_S = 0.100                       # simulator response delay: one round trip
 BINANCE_HISTORY = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
@@ -494,7 +493,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="tda-bench-"))
     inprocess.install_event_counter()
-    tune_garbage_collector()  # as in a worker process: the in-process figures are a worker's
     mode = QUICK if args.quick else FULL
     if args.memory_cycles:
         mode = replace(mode, memory_cycles=args.memory_cycles)
