@@ -106,6 +106,19 @@ def code_fingerprint() -> str:
             f"newest {newest.relative_to(root)} ({changed} UTC)")
 
 
+def host_speed_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop, to compare how fast the box ran between runs.
+
+    A shared 2-core machine runs the same code up to 2.5 times slower at times; the CPU-bound
+    figures (HISTORY in-process, pipeline) move with this number.
+    """
+    started = time.process_time()
+    total = 0
+    for i in range(2_000_000):
+        total += i * i
+    return (time.process_time() - started) * 1000
+
+
 def verdict(ok: bool) -> str:
     return "pass" if ok else "MISS"
 
@@ -143,8 +156,9 @@ class Bench:
              f"Kraken OHLC {request_interval_s('kraken', 'OHLC') * 1000:.0f} ms")
         self.fingerprint = code_fingerprint()
         line(f"product code measured: {self.fingerprint}")
-        line(f"load average {os.getloadavg()[0]:.2f} at start (other processes on this box skew the "
-             "CPU-bound figures; it is printed again at the end)")
+        line(f"load average {os.getloadavg()[0]:.2f} at start, host check {host_speed_ms():.0f} ms "
+             "(a fixed Python loop's CPU time; other processes and a busy host skew the CPU-bound "
+             "figures; both are printed again at the end)")
         line(f"simulator: separate process (pid {self.sim.pid}), latency {LATENCY_S * 1000:.0f} ms "
              f"unless stated, HTTP/1.0 (a new connection per request)")
 
@@ -466,7 +480,7 @@ class Bench:
         self.figures.append(Figure("429 / 418 over every scenario", f"{total[0]} / {total[1]}",
                                    ideal="0 / 0", target="0 / 0", ok=total == (0, 0)))
         line(f"{self.mode.name} run took {time.time() - started:.0f} s; "
-             f"load average {os.getloadavg()[0]:.2f} at the end")
+             f"load average {os.getloadavg()[0]:.2f}, host check {host_speed_ms():.0f} ms at the end")
         fingerprint = code_fingerprint()
         if fingerprint != self.fingerprint:
             line(f"WARNING: the product code changed during the run; now {fingerprint}")
