@@ -72,6 +72,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tests.fakes.bigquery_fake_http import Fault, QueryRecord, RequestRecord, RestApi, Wire, make_server
 from tests.fakes.bigquery_fake_store import Store
+from tests.fakes.signals import stop_on_interrupt_or_term
 
 __all__ = ["BigQueryFake", "Fault", "QueryRecord", "RequestRecord"]
 
@@ -258,6 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--port", type=int, default=9050)
     parser.add_argument("--project", default="test-project")
     args = parser.parse_args(argv)
+    stop_on_interrupt_or_term()
     fake = BigQueryFake(port=args.port, project=args.project).start()
     print(f"BigQuery fake listening on {fake.base_url} "
           f"(export BIGQUERY_EMULATOR_HOST={fake.base_url})", flush=True)

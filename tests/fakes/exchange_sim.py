@@ -76,6 +76,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .exchange_dialects import DIALECTS, Dialect, Reply, Request, html_error, mutate_rows
 from .exchange_prices import MARKETS, quiet_minutes, served_bar, truth
+from .signals import stop_on_interrupt_or_term
 
 __all__ = ["ExchangeSimulator", "RateLimitConfig", "RequestRecord", "EXCHANGES", "MARKETS",
            "FAULT_KINDS", "truth", "served_bar", "quiet_minutes"]
@@ -552,6 +553,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
     args = parser.parse_args(argv)
+    stop_on_interrupt_or_term()
     sim = ExchangeSimulator(port=args.port).start()
     sim.set_latency(args.latency)
     print(f"exchange simulator listening on {sim.base_url}", flush=True)

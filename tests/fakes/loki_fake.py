@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
+from tests.fakes.signals import stop_on_interrupt_or_term
+
 PUSH_PATH = "/loki/api/v1/push"
 Entry = tuple[dict[str, str], int, str]
 
@@ -270,6 +272,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--username")
     parser.add_argument("--password")
     args = parser.parse_args(argv)
+    stop_on_interrupt_or_term()
     fake = LokiFake(args.port, username=args.username, password=args.password)
     fake.state.on_entry = lambda entry: print(json.dumps(entry[0], sort_keys=True), entry[1], entry[2], flush=True)
     print(f"fake loki listening on {fake.url}", flush=True)
