@@ -24,7 +24,7 @@ def paginated(history: list[list], *, page_size: int, boundary_duplicate: bool =
     return fetch, calls
 
 
-def backfill(exchange, now_ms: int, start: int, end: int, page_limit: int = 1000):
+def backfill(exchange, now_ms: int, start: int, end: int, page_limit: int = 1000, concurrency: int = 1):
     emitted: list[Candle] = []
 
     async def emit(series, candles):
@@ -33,7 +33,8 @@ def backfill(exchange, now_ms: int, start: int, end: int, page_limit: int = 1000
     async def go():
         client = client_for(exchange, clock=lambda: now_ms / 1000)
         await client.open()
-        return await backfill_series(client, SERIES, start, end, page_limit=page_limit, emit=emit)
+        return await backfill_series(client, SERIES, start, end, page_limit=page_limit, emit=emit,
+                                     concurrency=concurrency)
     return asyncio.run(go()), emitted
 
 
@@ -193,17 +194,7 @@ def test_pages_of_one_series_are_fetched_concurrently_when_the_exchange_serves_e
         return fetch(*args)
     now = START + 1000 * MINUTE + 1
     exchange = mock_exchange(ohlcv=slow_fetch, server_time_ms=lambda: now)
-    emitted: list[Candle] = []
-
-    async def emit(series, candles):
-        emitted.extend(candles)
-
-    async def go():
-        client = client_for(exchange, clock=lambda: now / 1000)
-        await client.open()
-        return await backfill_series(client, SERIES, START, START + 1000 * MINUTE, page_limit=100,
-                                     emit=emit, concurrency=4)
-    outcome = asyncio.run(go())
+    outcome, emitted = backfill(exchange, now, START, START + 1000 * MINUTE, page_limit=100, concurrency=4)
     assert [c.timestamp for c in emitted] == [c[0] for c in history]  # in order, none twice
     assert outcome.status == "complete" and outcome.covered_until == START + 1000 * MINUTE
     assert peak[0] == 4 and len(calls) == 10
