@@ -9,7 +9,6 @@ daemon thread ships gzip'd batches with timeouts, backoff and drop accounting.
 
 from __future__ import annotations
 
-import email.utils
 import gzip as gzip_lib
 import json
 import logging
@@ -22,6 +21,8 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 import requests
+
+from worker.retry import retry_after_seconds as parse_retry_after
 
 PUSH_PATH = "/loki/api/v1/push"
 # Statuses worth retrying: Loki is overloaded or restarting. Any other 4xx means
@@ -73,22 +74,6 @@ class LokiConfig:
 def level_label(record: logging.LogRecord) -> dict[str, str]:
     """Default per-record labels: just the lowercase level."""
     return {"level": record.levelname.lower()}
-
-
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
-    """Retry-After is either delta-seconds or an HTTP date; None when absent/garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def build_payload(entries: list[Entry]) -> dict:

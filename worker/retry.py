@@ -7,10 +7,10 @@ how long to wait. Jitter spreads the retries of many series so they don't return
 
 from __future__ import annotations
 
+import email.utils
 import random
+import time
 from dataclasses import dataclass
-
-from supervisor.loki import parse_retry_after as parse_retry_after_value
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,25 @@ RATE_LIMIT_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
 MAX_RETRY_AFTER_SECONDS = 120.0
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After value: delta-seconds or an HTTP date; None when absent or garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def parse_retry_after(headers: dict | None) -> float | None:
     """Seconds from a Retry-After header (seconds or an HTTP date), if the exchange sent one."""
     for key, value in (headers or {}).items():
         if str(key).lower() == "retry-after":
-            return parse_retry_after_value(str(value))
+            return retry_after_seconds(str(value))
     return None
