@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
-from worker.candles import parse_candles
-from worker.timeframes import bar_start, bars_between, is_on_grid, next_bar_start, timeframe_ms
+from worker.candles import _check_slowly, _sane_candle, parse_candles
+from worker.timeframes import bar_start, bars_between, epoch_grid_ms, is_on_grid, next_bar_start, timeframe_ms
 
 T0 = 1_700_000_040_000  # on the 1m grid
 MINUTE = 60_000
@@ -45,6 +46,30 @@ def test_duplicates_are_rejected_and_order_is_restored() -> None:
     batch = parse_candles([good(T0 + MINUTE), good(T0), good(T0)], "1m")
     assert [c.timestamp for c in batch.candles] == [T0, T0 + MINUTE]
     assert [r.reason for r in batch.rejected] == [f"duplicate timestamp {T0}"]
+
+
+def test_a_repeat_after_the_order_broke_is_still_caught() -> None:
+    batch = parse_candles([good(T0 + MINUTE), good(T0), good(T0 + 2 * MINUTE), good(T0 + 2 * MINUTE)], "1m")
+    assert [c.timestamp for c in batch.candles] == [T0, T0 + MINUTE, T0 + 2 * MINUTE]
+    assert [r.reason for r in batch.rejected] == [f"duplicate timestamp {T0 + 2 * MINUTE}"]
+
+
+@pytest.mark.parametrize("timeframe", ["1m", "4h", "1w", "1M"])
+def test_the_fast_check_agrees_with_the_slow_one(timeframe: str) -> None:
+    """ccxt's usual answer takes a fast path; every verdict must match the full checks'."""
+    rng = random.Random(7)
+    monday = 1_704_067_200_000  # on every grid above
+    for _ in range(5_000):
+        ts = monday + rng.choice([0, MINUTE, 4 * 3_600_000, 7 * 86_400_000, 1234, -monday - 1])
+        values = [rng.choice([0.0, 1.0, 2.0, 3.0, -1.0, math.nan, math.inf]) for _ in range(5)]
+        raw = [ts, *values]
+        slow = _check_slowly(raw, timeframe)
+        fast = _sane_candle(raw, epoch_grid_ms(timeframe))
+        if fast is not None:
+            assert fast == slow and type(fast) is type(slow), raw
+        batch = parse_candles([raw], timeframe)
+        assert batch.candles == ([] if isinstance(slow, str) else [slow]), raw
+        assert [r.reason for r in batch.rejected] == ([slow] if isinstance(slow, str) else []), raw
 
 
 def test_numeric_strings_parse_and_none_batch_is_empty() -> None:

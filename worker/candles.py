@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
-from worker.timeframes import is_on_grid
+from worker.timeframes import epoch_grid_ms, is_on_grid
 
 
 class SeriesKey(NamedTuple):
@@ -53,10 +53,14 @@ class OhlcvRow(NamedTuple):
         return SeriesKey(self.exchange, self.symbol, self.timeframe)
 
 
+# A named tuple's own constructor is a Python function; a backfill builds a row per candle.
+_new_tuple = tuple.__new__
+
+
 def to_rows(series: SeriesKey, candles: Iterable[Candle], ingested_at: int) -> list[OhlcvRow]:
     exchange, symbol, timeframe = series
-    return [OhlcvRow(c.timestamp, exchange, symbol, timeframe, c.open, c.high, c.low, c.close,
-                     c.volume, ingested_at) for c in candles]
+    return [_new_tuple(OhlcvRow, (ts, exchange, symbol, timeframe, o, h, l, c, v, ingested_at))
+            for ts, o, h, l, c, v in candles]
 
 
 @dataclass(frozen=True)
@@ -84,18 +88,19 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_candle(raw: Any, timeframe: str) -> Candle | str:
-    """The candle, or the reason it is rejected."""
-    # Fast path for the usual case (ccxt hands over an int and five floats, all sane); any
-    # doubt goes to the checks below, which also name the reason.
-    if type(raw) is list and len(raw) >= 6:
-        ts, o, h, l, c, v = raw[:6]
-        if (type(ts) is int and type(o) is float and type(h) is float and type(l) is float
-                and type(c) is float and type(v) is float and math.isfinite(o + h + l + c + v)
-                and min(o, l, v) >= 0 and h >= max(o, c, l) and l <= min(o, c) and ts >= 0
-                and is_on_grid(ts, timeframe)):
-            return Candle(ts, o, h, l, c, v)
-    return _check_slowly(raw, timeframe)
+def _sane_candle(raw: list, grid_ms: int | None) -> Candle | None:
+    """The usual case, checked fast: what ccxt hands over (an int and five floats), all sane.
+
+    None means "look closer" (:func:`_check_slowly` also names the reason).
+    ``0 <= low <= open, close <= high`` is the same rule as the slow checks.
+    """
+    ts, o, h, l, c, v = raw
+    if (grid_ms and type(ts) is int and type(o) is float and type(h) is float
+            and type(l) is float and type(c) is float and type(v) is float
+            and math.isfinite(o + h + l + c + v) and 0.0 <= l <= o <= h and l <= c <= h
+            and v >= 0.0 and ts >= 0 and ts % grid_ms == 0):
+        return _new_tuple(Candle, raw)
+    return None
 
 
 def _check_slowly(raw: Any, timeframe: str) -> Candle | str:
@@ -132,15 +137,34 @@ def parse_candles(raw_rows: Iterable[Any] | None, timeframe: str) -> ParsedBatch
     if raw_rows is not None and not isinstance(raw_rows, (list, tuple)):
         batch.rejected.append(Rejection(raw_rows, "malformed answer: expected a list of candles"))
         return batch
-    seen: set[int] = set()
+    # A backfill page is 1,000 candles, ascending as a rule: its loop is kept tight, and the
+    # set of timestamps seen is built only once one arrives out of order.
+    grid_ms = epoch_grid_ms(timeframe)
+    candles, rejected = batch.candles, batch.rejected
+    seen: set[int] | None = None
+    newest = -1
     for raw in raw_rows or ():
-        result = check_candle(raw, timeframe)
-        if isinstance(result, str):
-            batch.rejected.append(Rejection(raw, result))
-        elif result.timestamp in seen:
-            batch.rejected.append(Rejection(raw, f"duplicate timestamp {result.timestamp}"))
+        candle = _sane_candle(raw, grid_ms) if type(raw) is list and len(raw) == 6 else None
+        if candle is None:
+            result = _check_slowly(raw, timeframe)
+            if isinstance(result, str):
+                rejected.append(Rejection(raw, result))
+                continue
+            candle = result
+        ts = candle[0]
+        if ts > newest:
+            newest = ts
+            if seen is not None:
+                seen.add(ts)
+            candles.append(candle)
+            continue
+        if seen is None:
+            seen = {c[0] for c in candles}
+        if ts in seen:
+            rejected.append(Rejection(raw, f"duplicate timestamp {ts}"))
         else:
-            seen.add(result.timestamp)
-            batch.candles.append(result)
-    batch.candles.sort()
+            seen.add(ts)
+            candles.append(candle)
+    if seen is not None:
+        candles.sort()
     return batch

@@ -67,10 +67,17 @@ def next_bar_start(ts_ms: int, timeframe: str) -> int:
     return bar_start(ts_ms, timeframe) + timeframe_ms(timeframe)
 
 
-def is_on_grid(ts_ms: int, timeframe: str) -> bool:
+@lru_cache(maxsize=256)
+def epoch_grid_ms(timeframe: str) -> int | None:
+    """The bar length of a grid aligned on the epoch (s, m, h, d), None for w, M and y."""
     amount, unit = _split(timeframe)
-    if unit in ("s", "m", "h", "d"):  # epoch-aligned: one modulo instead of a date computation
-        return ts_ms % (amount * _UNIT_SECONDS[unit] * 1000) == 0
+    return amount * _UNIT_SECONDS[unit] * 1000 if unit in ("s", "m", "h", "d") else None
+
+
+def is_on_grid(ts_ms: int, timeframe: str) -> bool:
+    grid_ms = epoch_grid_ms(timeframe)
+    if grid_ms:  # one modulo instead of a date computation
+        return ts_ms % grid_ms == 0
     return bar_start(ts_ms, timeframe) == ts_ms
 
 
