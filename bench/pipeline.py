@@ -28,7 +28,6 @@ import ccxt.async_support as ccxt_async
 from worker.candles import SeriesKey, parse_candles, to_rows
 from worker.sinks.sqlite import SqliteSink
 from worker.timefmt import iso_utc
-from worker.timeframes import next_bar_start
 
 from bench.sim import SimProcess
 
@@ -76,9 +75,6 @@ def stage_breakdown(sim: SimProcess, since_ms: int, repeat: int = 20) -> dict[st
     stages["worker.candles.parse_candles"], batch = _per_page_ms(
         lambda: parse_candles(ohlcv, "1m"), repeat)
     candles = batch.candles
-    # history.backfill_series calls next_bar_start once per candle to keep closed bars.
-    stages["history.py: next_bar_start per candle"], _ = _per_page_ms(
-        lambda: [next_bar_start(c.timestamp, "1m") for c in candles], repeat)
     series = SeriesKey("binance", "BTC/USDT", "1m")
     stages["worker.candles.to_rows"], rows = _per_page_ms(
         lambda: to_rows(series, candles, int(time.time() * 1000)), repeat)
@@ -135,8 +131,8 @@ _AREAS = (
 def profile_by_area(stats: pstats.Stats) -> list[tuple[str, float]]:
     """Own time (tottime) of the main thread, summed per area of the code.
 
-    cProfile sees the event-loop thread only; the SQLite write runs in a worker thread
-    (``asyncio.to_thread``) and is in :func:`stage_breakdown` instead.
+    cProfile sees the event-loop thread only; the store write runs in the writer process
+    (``worker/sinks/offloaded.py``) and is in :func:`stage_breakdown` instead.
     """
     totals: dict[str, float] = {}
     for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
