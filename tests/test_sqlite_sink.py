@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from worker.candles import OhlcvRow, SeriesKey
 from worker.sinks.sqlite import SqliteSink
@@ -67,3 +68,31 @@ def test_two_writer_processes_share_one_file(tmp_path: Path) -> None:
     closes = {c for (c,) in conn.execute("SELECT close FROM market_data_ohlcv WHERE exchange='shared'")}
     assert closes <= {10.0 + 19, 50.0 + 19} and len(closes) == 1
     assert conn.execute("SELECT MAX(close) FROM market_data_ohlcv WHERE exchange='binance'").fetchone() == (29.0,)
+
+
+def _open_new_file(path: str, start_together: Any, outcomes: Any) -> None:
+    start_together.wait()
+    try:
+        SqliteSink(path).ensure()
+        outcomes.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        outcomes.put(repr(exc))
+
+
+def test_workers_opening_a_new_file_at_once_all_get_in(tmp_path: Path) -> None:
+    """Workers that start together open the default store's new file together. (Found
+    failing: SQLite refused the switch to WAL at once with "database is locked" in about
+    one start in ten of four workers, and that worker's start failed.)"""
+    ctx = multiprocessing.get_context("fork")  # cheap enough to try the race many times
+    failures = []
+    for trial in range(60):
+        start_together, outcomes = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_open_new_file, args=(str(tmp_path / f"md-{trial}.sqlite"),
+                                                           start_together, outcomes))
+                 for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        failures += [o for o in (outcomes.get(timeout=5) for _ in procs) if o != "ok"]
+    assert failures == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,6 +17,9 @@ from worker.candles import OhlcvRow, SeriesKey
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
 from worker.timefmt import iso_utc, parse_iso_utc
+
+# Workers opening a new file together take turns switching it to WAL; each turn is short.
+WAL_SWITCH_RETRY_S = 0.01
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
@@ -56,12 +60,34 @@ class SqliteSink:
                 raise SinkUnavailable(f"sqlite {self.path}: cannot create its directory: {exc}") from exc
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across process crashes in WAL mode; only power loss can
-            # drop the last transactions, which gap repair fetches again.
-            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._switch_to_wal(conn)
+                # NORMAL is durable across process crashes in WAL mode; only power loss can
+                # drop the last transactions, which gap repair fetches again.
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, waiting for workers that open a new file at the same time.
+
+        SQLite can refuse a journal-mode change that meets another connection's lock at once
+        with "database is locked" instead of waiting out busy_timeout: connections that both
+        hold a read lock and both want the write lock cannot wait for each other. So it is
+        asked again here, within the same timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(WAL_SWITCH_RETRY_S)
 
     def ensure(self) -> None:
         with self._lock:
