@@ -115,8 +115,9 @@ class Worker:
                                             "skipped": len(self.skipped)})
 
     async def close(self) -> None:
-        await self.client.close()
-        await asyncio.to_thread(self.sink.close)
+        # Together: ccxt's close waits 250 ms for connections to shut down cleanly, and the
+        # store's close waits for its writer process to finish.
+        await asyncio.gather(self.client.close(), asyncio.to_thread(self.sink.close))
 
     def request_stop(self) -> None:
         """Finish the write in flight, start no new request, stop waiting to retry (in the loop)."""
