@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from worker.retry import retry_after_seconds as parse_retry_after
+from worker.retry import retry_after_seconds
 
 PUSH_PATH = "/loki/api/v1/push"
 # Statuses worth retrying: Loki is overloaded or restarting. Any other 4xx means
@@ -264,7 +264,7 @@ class LokiHandler(logging.Handler):
             return "ok", None
         self.last_error = f"HTTP {resp.status_code}: {resp.text[:200]}"
         if resp.status_code in RETRYABLE_STATUSES or resp.status_code >= 500:
-            return "retry", parse_retry_after(resp.headers.get("Retry-After"))
+            return "retry", retry_after_seconds(resp.headers.get("Retry-After"))
         return "reject", None
 
     def _request_timeout(self) -> Optional[float]:

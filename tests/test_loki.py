@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from supervisor.logs import JsonFormatter, PicklingQueueHandler, Redactor, loki_record_labels, start_log_listener
-from supervisor.loki import LokiConfig, LokiHandler, build_payload, parse_retry_after
+from supervisor.loki import LokiConfig, LokiHandler, build_payload
+from worker.retry import retry_after_seconds
 from tests.fakes.loki_fake import LokiFake
 
 LABEL_KEYS = {"service_name", "environment", "exchange", "level"}
@@ -293,10 +294,10 @@ def test_payload_groups_by_labels_and_sorts_by_time() -> None:
 
 
 def test_retry_after_parsing() -> None:
-    assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
+    assert retry_after_seconds("3") == 3.0 and retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 < (parse_retry_after(later) or 0) <= 31
+    assert 25 < (retry_after_seconds(later) or 0) <= 31
 
 
 def test_config_from_env() -> None:
