@@ -257,17 +257,12 @@ class Bench:
         # the figure is the median of several (each in a new directory: no resuming).
         plan = ([("binance", ["binance"])] * self.mode.cli_single_runs
                 + [("okx", ["okx"]), ("kraken", ["kraken"]), ("all three", list(workloads))])
-        runs: dict[str, cli.CliHistoryRun] = {}
-        singles: list[cli.CliHistoryRun] = []
-        every_run: list[cli.CliHistoryRun] = []
+        every_run: list[tuple[str, cli.CliHistoryRun]] = []
         for k, (name, exchanges) in enumerate(plan):
             self.sim.reset(LATENCY_S)
             run = cli.cli_history(self.sim, self.workdir / f"cli-{k}-{name.replace(' ', '-')}",
                                   {ex: workloads[ex] for ex in exchanges}, self.start_ms, self.end_ms)
-            runs[name] = run
-            every_run.append(run)
-            if name == "binance":
-                singles.append(run)
+            every_run.append((name, run))
             per = ", ".join(f"{ex}: backfill {run.backfill_s(ex):.2f} s "
                             f"(eff {self.ideal[ex] / run.backfill_s(ex):.2f}), "
                             f"{run.rows.get(ex, 0):,} rows" for ex in exchanges)
@@ -275,7 +270,9 @@ class Bench:
                  f"workers {run.workers_wall_s:.2f} s; {per}; 429/418 {run.throttled}; "
                  f"{cli.cli_summary(run.counters)}; Binance pages rendered {self.cache_misses()}"
                  + (f"; {run.incidents} worker_hung/checkpoint_discarded events" if run.incidents else ""))
-        singles.sort(key=lambda r: r.backfill_s("binance"))
+        singles = sorted((run for name, run in every_run if name == "binance"),
+                         key=lambda run: run.backfill_s("binance"))
+        runs = dict(every_run)
         single = runs["binance"] = singles[len(singles) // 2]
         eff1 = self.ideal["binance"] / single.backfill_s("binance")
         if len(singles) > 1:
@@ -305,7 +302,7 @@ class Bench:
         self.figures.append(Figure(
             "HISTORY 3 exchanges together / slowest alone (workers; incl. start)",
             f"{ratio:.3f}x; {ratio_proc:.3f}x", ideal="1.00x", target="<= 1.15x",
-            ok=ratio <= 1.15, throttled=tuple(map(sum, zip(*(r.throttled for r in every_run))))))
+            ok=ratio <= 1.15, throttled=tuple(map(sum, zip(*(r.throttled for _, r in every_run))))))
 
     # -- LIVE ------------------------------------------------------------------------------
 
