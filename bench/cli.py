@@ -15,10 +15,9 @@ from typing import Any
 
 import psutil
 
-from supervisor.config import Settings
-from tests.e2e_support import Collector, write_config
-
 from bench.sim import SimProcess, throttled_counts
+from core.config import Settings
+from tests.e2e_support import Collector, write_config
 
 
 class _SimConfig:

@@ -23,12 +23,11 @@ from typing import Any, Sequence
 import ccxt
 import psutil
 
-from supervisor.config import SQLITE_HISTORY_FLUSH_ROWS, ExchangeConfig, Settings, StorageConfig
+from bench.sim import SimProcess
+from core.config import SQLITE_HISTORY_FLUSH_ROWS, ExchangeConfig, Settings, StorageConfig
 from worker.process import tune_garbage_collector
 from worker.runner import Worker
 from worker.sinks.factory import make_sink
-
-from bench.sim import SimProcess
 
 TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
          "4h": 14_400_000, "1d": 86_400_000}

@@ -25,11 +25,11 @@ from typing import Callable
 import ccxt
 import ccxt.async_support as ccxt_async
 
-from worker.candles import SeriesKey, parse_candles, to_rows
-from worker.sinks.sqlite import SqliteSink
-from worker.timefmt import iso_utc
-
 from bench.sim import SimProcess
+from core.series import SeriesKey, to_rows
+from core.timefmt import iso_utc
+from worker.candles import parse_candles
+from worker.sinks.sqlite import SqliteSink
 
 try:  # ccxt decodes with orjson when it is installed, as it is in this venv
     import orjson

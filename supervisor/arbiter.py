@@ -13,11 +13,11 @@ import signal
 import time
 from typing import Any, Callable
 
-from supervisor.config import AppConfig
+from core import exit_codes
+from core.config import AppConfig
+from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
 from supervisor.summaries import summarize_audit, summarize_history
-from supervisor.workers import BACKOFF, DONE, FAILED, RUNNING, STOPPING, WorkerProcess
-from worker import exit_codes
-from worker.spec import WorkerSpec
+from supervisor.workers import WorkerHandle
 
 log = logging.getLogger("supervisor.arbiter")
 
@@ -30,10 +30,10 @@ class Arbiter:
         self,
         config: AppConfig,
         *,
-        mode: str,
+        mode: Mode,
         exchanges: list[str],
         ctx: Any,
-        log_sink: queue.Queue,
+        log_queue: queue.Queue,
         start_ms: int | None = None,
         end_ms: int | None = None,
         repair: bool = False,
@@ -41,10 +41,10 @@ class Arbiter:
         on_tick: Callable[["Arbiter"], None] | None = None,
     ) -> None:
         self.config = config
-        self.mode = mode
+        self.mode = Mode(mode)
         self.ctx = ctx
-        self.log_sink = log_sink
-        self.status: queue.Queue = queue.Queue()
+        self.log_queue = log_queue
+        self.reports: queue.Queue[Envelope] = queue.Queue()
         self.clock = clock
         self.on_tick = on_tick or (lambda arbiter: None)
         self.signals: queue.SimpleQueue = queue.SimpleQueue()
@@ -53,14 +53,14 @@ class Arbiter:
         settings = config.settings
         self.heartbeat_timeout_s = settings.heartbeat_timeout_intervals * settings.update_interval_seconds
         self.workers = {
-            exchange_id: WorkerProcess(WorkerSpec(
-                exchange_id, config.exchanges[exchange_id], settings, config.storage, mode,
+            exchange_id: WorkerHandle(WorkerSpec(
+                exchange_id, config.exchanges[exchange_id], settings, config.storage, self.mode,
                 start_ms, end_ms, repair=repair)) for exchange_id in exchanges}
 
     @property
     def one_shot(self) -> bool:
         """HISTORY and AUDIT end when their range is done; LIVE runs until stopped."""
-        return self.mode != "live"
+        return self.mode != Mode.LIVE
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -85,19 +85,19 @@ class Arbiter:
     def finished(self) -> bool:
         if self.stopping:
             return True
-        return self.one_shot and all(w.state in (DONE, FAILED) for w in self.workers.values())
+        return self.one_shot and all(w.state in (WorkerState.DONE, WorkerState.FAILED) for w in self.workers.values())
 
     def wait_for_reports(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             try:
-                message = self.status.get(timeout=max(0.0, remaining))
+                envelope = self.reports.get(timeout=max(0.0, remaining))
             except queue.Empty:
                 return
-            worker = self.workers.get(message.get("exchange"))
+            worker = self.workers.get(envelope.exchange)
             if worker is not None:
-                worker.on_status(message, self.clock())
+                worker.on_message(envelope, self.clock())
             if remaining <= 0:
                 return
 
@@ -110,44 +110,44 @@ class Arbiter:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def spawn_worker(self, worker: WorkerProcess) -> None:
-        worker.spawn(self.ctx, self.log_sink, self.status, self.clock())
+    def spawn_worker(self, worker: WorkerHandle) -> None:
+        worker.spawn(self.ctx, self.log_queue, self.reports, self.clock())
 
     def reap_workers(self) -> None:
         now = self.clock()
         for worker in self.workers.values():
-            if worker.state not in (RUNNING, STOPPING):
+            if worker.state not in (WorkerState.RUNNING, WorkerState.STOPPING):
                 continue
             code = worker.reap()
             if code is None:
                 continue
             self.decide_after_exit(worker, code, now)
 
-    def decide_after_exit(self, worker: WorkerProcess, code: int, now: float) -> None:
+    def decide_after_exit(self, worker: WorkerHandle, code: int, now: float) -> None:
         """Restart, finish, or give up on a worker that exited with ``code``."""
         ran_for = now - worker.started_at
         extra = {"event": "worker_exited", "worker": worker.exchange_id, "exit_code": code,
                  "ran_for_s": round(ran_for, 1)}
         if self.stopping:
-            worker.state = DONE
+            worker.state = WorkerState.DONE
         elif code == exit_codes.BAD_CONFIG:
-            worker.state, worker.failure = FAILED, "bad config for this exchange (see its log)"
+            worker.state, worker.failure = WorkerState.FAILED, "bad config for this exchange (see its log)"
             log.error("worker %s cannot run with this config; not restarting", worker.exchange_id, extra=extra)
         elif self.one_shot and code in (exit_codes.OK, exit_codes.HISTORY_INCOMPLETE):
-            worker.state = DONE
+            worker.state = WorkerState.DONE
             log.info("worker %s finished its range", worker.exchange_id, extra=extra)
         elif worker.recycle:
             log.warning("worker %s recycled, starting again", worker.exchange_id, extra=extra)
             worker.restarts += 1
-            worker.state, worker.next_start_at = BACKOFF, now
+            worker.state, worker.next_start_at = WorkerState.BACKOFF, now
         elif self.one_shot and worker.crashes >= self.config.settings.history_restart_budget:
-            worker.state, worker.failure = FAILED, f"crashed {worker.crashes + 1} times (exit code {code})"
+            worker.state, worker.failure = WorkerState.FAILED, f"crashed {worker.crashes + 1} times (exit code {code})"
             log.error("worker %s out of restarts", worker.exchange_id, extra=extra)
         else:
             delay = worker.backoff.after_crash(ran_for)
             worker.crashes += 1
             worker.restarts += 1
-            worker.state, worker.next_start_at = BACKOFF, now + delay
+            worker.state, worker.next_start_at = WorkerState.BACKOFF, now + delay
             log.error("worker %s exited unexpectedly, restarting in %.0f s", worker.exchange_id,
                       delay, extra={**extra, "restart_in_s": delay})
 
@@ -159,7 +159,7 @@ class Arbiter:
             self._last_memory_sample = now
         limit = self.config.settings.max_worker_rss_mb * 1024 * 1024
         for worker in self.workers.values():
-            if worker.state != RUNNING or not worker.is_alive():
+            if worker.state != WorkerState.RUNNING or not worker.is_alive():
                 continue
             silent_for = now - worker.last_heartbeat
             if silent_for > self.heartbeat_timeout_s:
@@ -181,7 +181,7 @@ class Arbiter:
     def spawn_due_workers(self) -> None:
         now = self.clock()
         for worker in self.workers.values():
-            if worker.state == BACKOFF and worker.next_start_at is not None and now >= worker.next_start_at:
+            if worker.state == WorkerState.BACKOFF and worker.next_start_at is not None and now >= worker.next_start_at:
                 self.spawn_worker(worker)
 
     def stop(self) -> None:
@@ -203,17 +203,17 @@ class Arbiter:
     # -- results ---------------------------------------------------------------------------
 
     def exit_code(self) -> int:
-        if self.mode == "history":
+        if self.mode == Mode.HISTORY:
             return summarize_history(self.workers.values(), interrupted=self.stopping)
-        if self.mode == "audit":
+        if self.mode == Mode.AUDIT:
             return summarize_audit(self.workers.values())
-        if all(w.state == FAILED for w in self.workers.values()):
-            return 2  # every exchange's config was unusable: nothing was ever collected
-        return 0
+        if all(w.state == WorkerState.FAILED for w in self.workers.values()):
+            return exit_codes.USAGE  # every exchange's config was unusable: nothing was collected
+        return exit_codes.OK
 
     def health(self) -> dict[str, Any]:
         now = self.clock()
         workers = {w.exchange_id: w.snapshot(now, self.heartbeat_timeout_s) for w in self.workers.values()}
         finished_ok = self.one_shot
-        healthy = all(w["healthy"] or (finished_ok and w["state"] == DONE) for w in workers.values())
+        healthy = all(w["healthy"] or (finished_ok and w["state"] == WorkerState.DONE) for w in workers.values())
         return {"status": "ok" if healthy else "degraded", "mode": self.mode, "workers": workers}

@@ -14,14 +14,16 @@ import queue
 import threading
 from typing import Any
 
-log = logging.getLogger("supervisor.channels")
+from core.protocol import Envelope
+
+log = logging.getLogger(__name__)
 
 
 class WorkerChannel:
-    def __init__(self, ctx: Any, log_sink: queue.Queue, status_sink: queue.Queue) -> None:
+    def __init__(self, ctx: Any, log_queue: queue.Queue, report_queue: queue.Queue) -> None:
         self.queue = ctx.Queue()
-        self._log_sink = log_sink
-        self._status_sink = status_sink
+        self._log_queue = log_queue
+        self._report_queue = report_queue
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._relay, name="worker-channel", daemon=True)
         self._thread.start()
@@ -39,9 +41,9 @@ class WorkerChannel:
 
     def _dispatch(self, item: Any) -> None:
         if isinstance(item, logging.LogRecord):
-            self._log_sink.put(item)
-        elif isinstance(item, dict):
-            self._status_sink.put(item)
+            self._log_queue.put(item)
+        elif isinstance(item, Envelope):
+            self._report_queue.put(item)
 
     def close(self) -> None:
         """Deliver what the exited process left in the pipe, then retire the queue."""

@@ -16,17 +16,17 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
+from core import exit_codes
+from core.config import AppConfig, ConfigError, load_config
+from core.entrypoints import PREPARE_STORE, WORKER_PRELOAD, run_entrypoint
+from core.logsetup import configure_supervisor_logging
 from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
-from supervisor.config import AppConfig, ConfigError, load_config
 from supervisor.health import HealthServer
-from supervisor.logs import LokiConfig, configure_supervisor_logging, start_log_listener
-from worker import exit_codes
-from worker.spec import run_preflight
+from supervisor.logs import LokiConfig, start_log_listener
 
 log = logging.getLogger("supervisor")
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_BOOT_FAILURE = 0, 1, 2, 3
 PREFLIGHT_TIMEOUT_S = 180
 _SECRET_KEYS = ("apikey", "secret", "password", "privatekey", "token", "uid", "walletaddress")
 
@@ -114,13 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_ms, end_ms = history_range(args, int(datetime.now(timezone.utc).timestamp() * 1000))
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
-        return EXIT_OK
+        return exit_codes.OK
     return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair)
 
 
@@ -133,7 +133,7 @@ def worker_context() -> Any:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["worker.preload"])
+        ctx.set_forkserver_preload([WORKER_PRELOAD])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -154,8 +154,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
                         "series": config.series_count(), "backend": config.storage.backend})
         ctx = worker_context()
         if not preflight(ctx, config, log_queue):
-            return EXIT_BOOT_FAILURE
-        arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_sink=log_queue,
+            return exit_codes.BOOT_FAILURE
+        arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
                           start_ms=start_ms, end_ms=end_ms, repair=repair)
         if settings.health_port:
             try:
@@ -164,7 +164,7 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
             except OSError as exc:
                 log.error("cannot serve health on port %d: %s", settings.health_port, exc,
                           extra={"event": "health_port_error"})
-                return EXIT_BOOT_FAILURE
+                return exit_codes.BOOT_FAILURE
         code = arbiter.run()
         log.info("supervisor exiting with code %d", code, extra={"event": "supervisor_exit", "exit_code": code})
         return code
@@ -177,8 +177,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
 def preflight(ctx: Any, config: AppConfig, log_queue: queue.Queue) -> bool:
     """Create the table (and view) once, in a child process, before workers start."""
     channel = WorkerChannel(ctx, log_queue, queue.Queue())
-    process = ctx.Process(target=run_preflight, name="preflight",
-                          args=(config.storage, channel.queue, config.settings.log_level))
+    process = ctx.Process(target=run_entrypoint, name="preflight",
+                          args=(PREPARE_STORE, config.storage, channel.queue, config.settings.log_level))
     process.start()
     process.join(PREFLIGHT_TIMEOUT_S)
     if process.is_alive():

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from worker.retry import retry_after_seconds
+from core.retry import retry_after_seconds
 
 PUSH_PATH = "/loki/api/v1/push"
 # Statuses worth retrying: Loki is overloaded or restarting. Any other 4xx means

@@ -10,22 +10,20 @@ from typing import Any
 
 import psutil
 
+from core.entrypoints import WORKER_MAIN, run_entrypoint
+from core.protocol import AuditDone, Envelope, Heartbeat, Mode, SeriesDone, SeriesId, WorkerSpec, WorkerState
 from supervisor.channels import WorkerChannel
 from supervisor.restarts import RestartBackoff
-from worker.spec import WorkerSpec, run_worker
 
 log = logging.getLogger("supervisor.workers")
 
-# States a worker moves through.
-STARTING, RUNNING, BACKOFF, STOPPING, DONE, FAILED = (
-    "starting", "running", "backoff", "stopping", "done", "failed")
-
-
 @dataclass
-class WorkerProcess:
+class WorkerHandle:
+    """The supervisor's handle on one exchange's worker process, kept across its restarts."""
+
     spec: WorkerSpec
     backoff: RestartBackoff = field(default_factory=RestartBackoff)
-    state: str = STARTING
+    state: WorkerState = WorkerState.STARTING
     process: Any = None
     channel: WorkerChannel | None = None
     started_at: float = 0.0
@@ -42,8 +40,8 @@ class WorkerProcess:
     recycle: bool = False               # stopped on purpose (memory), restart at once
     failure: str | None = None
     # HISTORY: the last report per series, kept across restarts.
-    series_results: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    audit_results: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    series_results: dict[SeriesId, SeriesDone] = field(default_factory=dict)
+    audit_results: dict[SeriesId, AuditDone] = field(default_factory=dict)
     # Counters of the earlier runs of this worker, so totals survive restarts.
     _carried_rows: tuple[int, int] = (0, 0)
 
@@ -60,13 +58,13 @@ class WorkerProcess:
 
     # -- lifecycle verbs -------------------------------------------------------------------
 
-    def spawn(self, ctx: Any, log_sink: queue.Queue, status_sink: queue.Queue, now: float) -> None:
-        self.channel = WorkerChannel(ctx, log_sink, status_sink)
-        self.process = ctx.Process(target=run_worker, name=f"worker-{self.exchange_id}",
-                                   args=(self._spec_for_this_run(), self.channel.queue, self.channel.queue),
+    def spawn(self, ctx: Any, log_queue: queue.Queue, report_queue: queue.Queue, now: float) -> None:
+        self.channel = WorkerChannel(ctx, log_queue, report_queue)
+        self.process = ctx.Process(target=run_entrypoint, name=f"worker-{self.exchange_id}",
+                                   args=(WORKER_MAIN, self._spec_for_this_run(), self.channel.queue),
                                    daemon=False)
         self.process.start()
-        self.state, self.started_at, self.last_heartbeat = RUNNING, now, now
+        self.state, self.started_at, self.last_heartbeat = WorkerState.RUNNING, now, now
         self.next_start_at, self.exit_code, self.recycle = None, None, False
         log.info("started worker %s (pid %s)", self.exchange_id, self.pid,
                  extra={"event": "worker_spawned", "worker": self.exchange_id, "pid": self.pid,
@@ -74,18 +72,18 @@ class WorkerProcess:
 
     def _spec_for_this_run(self) -> WorkerSpec:
         """HISTORY restarts skip the series an earlier run already finished."""
-        if self.spec.mode != "history" or self.spec.end_ms is None:
+        if self.spec.mode != Mode.HISTORY or self.spec.end_ms is None:
             return self.spec
         finished = {key: self.spec.end_ms for key, result in self.series_results.items()
-                    if result.get("status") in ("complete", "partial_unavailable")}
+                    if result.status.covered}
         return replace(self.spec, resume_from={**self.spec.resume_from, **finished})
 
     def terminate(self) -> None:
         """Ask the worker to finish its write in flight and exit (SIGTERM)."""
         if self.is_alive():
             self.process.terminate()
-        if self.state not in (DONE, FAILED):
-            self.state = STOPPING
+        if self.state not in (WorkerState.DONE, WorkerState.FAILED):
+            self.state = WorkerState.STOPPING
 
     def kill_tree(self) -> None:
         """SIGKILL the worker and anything it started; used after the grace period only."""
@@ -118,21 +116,21 @@ class WorkerProcess:
 
     # -- what the worker reports -----------------------------------------------------------
 
-    def on_status(self, message: dict[str, Any], now: float) -> None:
-        if message.get("pid") != self.pid:
+    def on_message(self, envelope: Envelope, now: float) -> None:
+        if envelope.pid != self.pid:
             return  # a late message from an earlier run of this worker
         self.last_heartbeat = now
-        kind = message.get("type")
-        if kind == "heartbeat":
+        message = envelope.message
+        if isinstance(message, Heartbeat):
             written, rejected = self._carried_rows
-            self.rows_written = written + int(message.get("rows_written", 0))
-            self.rows_rejected = rejected + int(message.get("rows_rejected", 0))
-            if message.get("last_success"):
-                self.last_success = float(message["last_success"])
-        elif kind == "series_done":
-            self.series_results[tuple(message["series"])] = message
-        elif kind == "audit_result":
-            self.audit_results[tuple(message["series"])] = message
+            self.rows_written = written + message.rows_written
+            self.rows_rejected = rejected + message.rows_rejected
+            if message.last_success:
+                self.last_success = message.last_success
+        elif isinstance(message, SeriesDone):
+            self.series_results[message.series] = message
+        elif isinstance(message, AuditDone):
+            self.audit_results[message.series] = message
 
     def sample_memory(self) -> None:
         if not self.is_alive():

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
-
+from core.timefmt import iso_utc, parse_iso_utc
 from tests.e2e_support import Collector, write_config
 from tests.fakes.exchange_sim import quiet_minutes, truth
-from worker.timefmt import iso_utc, parse_iso_utc
 
 
 def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_path) -> None:

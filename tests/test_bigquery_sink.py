@@ -8,7 +8,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from worker.candles import OhlcvRow
+from core.series import OhlcvRow
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.bigquery import SCHEMA, STREAM_BATCH_ROWS, BigQuerySink, insert_id
 

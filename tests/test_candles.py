@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from core.timeframes import bar_start, bars_between, epoch_grid_ms, is_on_grid, next_bar_start, timeframe_ms
 from worker.candles import _check_slowly, _sane_candle, parse_candles
-from worker.timeframes import bar_start, bars_between, epoch_grid_ms, is_on_grid, next_bar_start, timeframe_ms
 
 T0 = 1_700_000_040_000  # on the 1m grid
 MINUTE = 60_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

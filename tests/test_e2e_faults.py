@@ -17,6 +17,7 @@ import time
 import psutil
 import pytest
 
+from core.timefmt import iso_utc
 from tests.e2e_support import (
     BQ_DATASET,
     MINUTE_MS,
@@ -42,7 +43,6 @@ from tests.e2e_support import (
     truth_bars,
     wait_all_final,
 )
-from worker.timefmt import iso_utc
 
 BTC_1M = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
 THREE_EXCHANGES = {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]},

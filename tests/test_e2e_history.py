@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.timefmt import iso_utc
 from tests.e2e_support import (
     HOUR_MS,
     MINUTE_MS,
@@ -29,7 +30,6 @@ from tests.e2e_support import (
     truth_diff,
     values_of,
 )
-from worker.timefmt import iso_utc
 
 TIMEFRAMES = ["1m", "5m", "1h"]
 FULL = {

@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 
+from core.series import OhlcvRow
 from tests.e2e_support import (
     MINUTE_MS,
     Collector,
@@ -29,7 +30,6 @@ from tests.e2e_support import (
     truth_bars,
     values_of,
 )
-from worker.candles import OhlcvRow
 from worker.sinks.bigquery import insert_id
 
 SERIES = ("binance", "BTC/USDT", "1m")

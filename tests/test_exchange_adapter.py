@@ -8,10 +8,10 @@ import random
 import ccxt
 import pytest
 
+from core.retry import NETWORK_BACKOFF, RATE_LIMIT_BACKOFF
 from tests.mock_exchange import client_for, mock_exchange
 from worker.errors import ExchangeRejected, ExchangeSetupError, ExchangeUnavailable, RateLimited, UnsupportedSeries
 from worker.exchange import ExchangeClient
-from worker.retry import NETWORK_BACKOFF, RATE_LIMIT_BACKOFF
 
 
 def fetch_with(errors: list, result=None, headers=None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from core.series import Candle, SeriesKey
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.candles import Candle, SeriesKey
 from worker.history import backfill_series
 
 START = 1_700_000_040_000  # on the 1m grid
@@ -133,7 +133,7 @@ def test_exchange_failure_ends_the_series_with_an_error_and_where_it_stood() -> 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result(tmp_path) -> None:
     """Killed halfway and run again: fewer requests than a full run, the same rows."""
-    from supervisor.config import ExchangeConfig, Settings
+    from core.config import ExchangeConfig, Settings
     from worker.checkpoint import HistoryCheckpoint
     from worker.runner import Worker
     from worker.sinks.sqlite import SqliteSink

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.candles import Candle, OhlcvRow, SeriesKey
+from core.series import Candle, OhlcvRow, SeriesKey
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import SinkUnavailable
 from worker.history_buffer import SINK_BACKOFF, HistoryBuffer

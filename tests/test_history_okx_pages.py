@@ -11,8 +11,8 @@ import asyncio
 import math
 import time
 
+from core.series import Candle, SeriesKey
 from tests.fakes.exchange_sim import ExchangeSimulator, truth
-from worker.candles import Candle, SeriesKey
 from worker.exchange import ExchangeClient
 from worker.history import backfill_series
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import ExchangeConfig, Settings
+from core.config import ExchangeConfig, Settings
+from core.series import Candle, SeriesKey
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.candles import Candle, SeriesKey
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.runner import Worker
 from worker.sinks.sqlite import SqliteSink
@@ -175,7 +175,7 @@ def test_restart_repairs_the_gap_from_the_last_stored_bar(tmp_path: Path) -> Non
     worker = make_worker(tmp_path, exchange, lambda: now / 1000)
     sink = worker.sink
     sink.ensure()
-    from worker.candles import to_rows
+    from core.series import to_rows
     sink.write(to_rows(SeriesKey("mockex", "BTC/USDT", "1m"),
                        [Candle(T0, 1, 1, 1, 1, 1)], 0))  # stored while still open
 

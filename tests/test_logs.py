@@ -14,15 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from supervisor.logs import (
-    JsonFormatter,
-    LokiConfig,
-    Redactor,
-    configure_supervisor_logging,
-    configure_worker_logging,
-    log_event,
-    start_log_listener,
-)
+from core.logsetup import Redactor, configure_supervisor_logging, configure_worker_logging
+from supervisor.logs import JsonFormatter, LokiConfig, start_log_listener
 from tests.fakes.loki_fake import LokiFake
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -140,19 +133,6 @@ def test_caller_fields_cannot_clobber_formatter_keys(capture: tuple[logging.Logg
     (doc,) = out.docs()
     assert doc["level"] == "info" and doc["service_name"] == "collector"
     assert (doc["extra_level"], doc["extra_ts"], doc["extra_service_name"]) == ("fake", 1, "other")
-
-
-def test_log_event_helper(capture: tuple[logging.Logger, _Capture]) -> None:
-    log, out = capture
-    log_event(log, "warning", "retry_scheduled", "retrying in 100%", attempt=3, name="shadowed")
-    log_event(log, logging.INFO, "tick", "ok")
-    first, second = out.docs()
-    assert (first["level"], first["event"], first["message"], first["attempt"]) == (
-        "warning", "retry_scheduled", "retrying in 100%", 3)
-    assert first["name_"] == "shadowed"
-    assert second["event"] == "tick"
-    with pytest.raises(ValueError):
-        log_event(log, "loud", "x", "y")
 
 
 # ---- redaction ------------------------------------------------------------------------

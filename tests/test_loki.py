@@ -13,9 +13,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from supervisor.logs import JsonFormatter, PicklingQueueHandler, Redactor, loki_record_labels, start_log_listener
+from core.logsetup import PicklingQueueHandler, Redactor
+from core.retry import retry_after_seconds
+from supervisor.logs import JsonFormatter, loki_record_labels, start_log_listener
 from supervisor.loki import LokiConfig, LokiHandler, build_payload
-from worker.retry import retry_after_seconds
 from tests.fakes.loki_fake import LokiFake
 
 LABEL_KEYS = {"service_name", "environment", "exchange", "level"}

@@ -14,8 +14,8 @@ from typing import Callable
 import psutil
 import pytest
 
-from supervisor.config import StorageConfig
-from worker.candles import OhlcvRow, SeriesKey
+from core.config import StorageConfig
+from core.series import OhlcvRow, SeriesKey
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable
 from worker.sinks.base import WriteResult
 from worker.sinks.offloaded import CHUNK_ROWS, OffloadedSink

@@ -6,9 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from supervisor.config import ExchangeConfig, Settings
+from core.config import ExchangeConfig, Settings
+from core.series import OhlcvRow
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.candles import OhlcvRow
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.runner import Worker
 from worker.sinks.base import WriteResult

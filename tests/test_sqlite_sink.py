@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from worker.candles import OhlcvRow, SeriesKey
+from core.series import OhlcvRow, SeriesKey
 from worker.sinks.sqlite import SqliteSink
 
 TS = 1_700_000_040_000

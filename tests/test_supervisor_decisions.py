@@ -6,11 +6,14 @@ import queue
 
 import pytest
 
+from core import exit_codes
+from core.config import AppConfig
+from core.protocol import Envelope, Heartbeat, SeriesDone, SeriesStatus, WorkerState
 from supervisor.arbiter import Arbiter
-from supervisor.config import AppConfig
 from supervisor.restarts import RestartBackoff
-from supervisor.workers import BACKOFF, DONE, FAILED, RUNNING
-from worker import exit_codes
+
+BACKOFF, DONE, FAILED, RUNNING = (WorkerState.BACKOFF, WorkerState.DONE, WorkerState.FAILED,
+                                  WorkerState.RUNNING)
 
 
 def test_backoff_doubles_from_one_second_to_five_minutes() -> None:
@@ -77,7 +80,7 @@ def arbiter_factory():
             "exchanges": {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}],
                           "kraken": [{"symbol": "BTC/USD", "timeframes": ["1m"]}]}})
         arbiter = Arbiter(config, mode=mode, exchanges=["binance", "kraken"], ctx=FakeContext,
-                          log_sink=queue.Queue(), start_ms=0 if mode == "history" else None,
+                          log_queue=queue.Queue(), start_ms=0 if mode == "history" else None,
                           end_ms=60_000 if mode == "history" else None, clock=lambda: clock["now"])
         for worker in arbiter.workers.values():
             arbiter.spawn_worker(worker)
@@ -142,8 +145,8 @@ def test_a_silent_worker_is_killed(arbiter_factory, monkeypatch) -> None:
     monkeypatch.setattr(type(arbiter.workers["binance"]), "kill_tree",
                         lambda self: killed.append(self.exchange_id))
     clock["now"] += 49  # timeout: 5 intervals of 10 s
-    arbiter.workers["kraken"].on_status({"pid": arbiter.workers["kraken"].pid, "type": "heartbeat"},
-                                        clock["now"])
+    kraken = arbiter.workers["kraken"]
+    kraken.on_message(Envelope("kraken", kraken.pid, clock["now"], Heartbeat()), clock["now"])
     clock["now"] += 2
     arbiter.check_workers()
     assert killed == ["binance"]
@@ -165,12 +168,12 @@ def test_history_worker_restarts_within_budget_then_fails(arbiter_factory) -> No
 def test_history_restart_skips_series_already_finished(arbiter_factory) -> None:
     arbiter, clock = arbiter_factory(mode="history")
     worker = arbiter.workers["binance"]
-    worker.on_status({"pid": worker.pid, "type": "series_done", "series": ("binance", "BTC/USDT", "1m"),
-                      "status": "complete"}, clock["now"])
+    done = SeriesDone(("binance", "BTC/USDT", "1m"), SeriesStatus.COMPLETE, covered_until=60_000)
+    worker.on_message(Envelope("binance", worker.pid, clock["now"], done), clock["now"])
     crash(arbiter, "binance")
     clock["now"] = worker.next_start_at
     arbiter.spawn_due_workers()
-    spec = FakeProcess.started[-1].args[0]
+    spec = FakeProcess.started[-1].args[1]  # (entry point, spec, channel)
     assert spec.resume_from == {("binance", "BTC/USDT", "1m"): 60_000}
 
 
@@ -178,11 +181,12 @@ def test_history_exit_codes(arbiter_factory) -> None:
     arbiter, clock = arbiter_factory(mode="history")
     for name, symbol, status in (("binance", "BTC/USDT", "complete"), ("kraken", "BTC/USD", "partial_unavailable")):
         worker = arbiter.workers[name]
-        worker.on_status({"pid": worker.pid, "type": "series_done", "series": (name, symbol, "1m"),
-                          "status": status, "unavailable": [(0, 60_000)] if name == "kraken" else []},
-                         clock["now"])
+        done = SeriesDone((name, symbol, "1m"), SeriesStatus(status), covered_until=60_000,
+                          unavailable=[(0, 60_000)] if name == "kraken" else [])
+        worker.on_message(Envelope(name, worker.pid, clock["now"], done), clock["now"])
         crash(arbiter, name, exit_codes.OK)
     assert arbiter.exit_code() == 0
     worker = arbiter.workers["kraken"]
-    worker.series_results[("kraken", "BTC/USD", "1m")] = {"status": "failed", "error": "boom"}
+    worker.series_results[("kraken", "BTC/USD", "1m")] = SeriesDone(
+        ("kraken", "BTC/USD", "1m"), SeriesStatus.FAILED, covered_until=0, error="boom")
     assert arbiter.exit_code() == 1

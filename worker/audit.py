@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from worker.candles import Candle, SeriesKey
+from core.protocol import AuditDone, GapKind, GapReport
+from core.series import Candle, SeriesKey
+from core.timeframes import bar_start, next_bar_start
 from worker.exchange import ExchangeClient
 from worker.history import backfill_series
-from worker.timeframes import bar_start, next_bar_start
 
 log = logging.getLogger("worker.audit")
 
@@ -28,7 +29,7 @@ class Gap:
     start_ms: int
     end_ms: int           # exclusive
     missing: int          # grid bars missing in [start, end)
-    kind: str             # "repairable" | "no_trades" | "unavailable"
+    kind: GapKind
     exchange_bars: int = 0
 
 
@@ -43,12 +44,12 @@ class AuditResult:
 
     @property
     def repairable(self) -> int:
-        return sum(g.exchange_bars for g in self.gaps if g.kind == "repairable") - self.repaired
+        return sum(g.exchange_bars for g in self.gaps if g.kind == GapKind.REPAIRABLE) - self.repaired
 
-    def as_report(self) -> dict:
-        return {"series": tuple(self.series), "expected": self.expected, "stored": self.stored,
-                "repairable": self.repairable, "repaired": self.repaired, "error": self.error,
-                "gaps": [g.__dict__ for g in self.gaps]}
+    def to_message(self) -> AuditDone:
+        return AuditDone(tuple(self.series), self.expected, self.stored, self.repairable, self.repaired,
+                         [GapReport(g.start_ms, g.end_ms, g.missing, g.kind, g.exchange_bars)
+                          for g in self.gaps], self.error)
 
 
 def grid(start_ms: int, end_ms: int, timeframe: str) -> list[int]:
@@ -82,7 +83,7 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
     result.expected, result.stored = len(expected), len(stored & set(expected))
     result.gaps = _gaps([ts for ts in expected if ts not in stored], series.timeframe, served,
                         outcome.unavailable)
-    missing_served = [served[ts] for g in result.gaps if g.kind == "repairable"
+    missing_served = [served[ts] for g in result.gaps if g.kind == GapKind.REPAIRABLE
                       for ts in grid(g.start_ms, g.end_ms, series.timeframe) if ts in served]
     if repair is not None and missing_served:
         await repair(series, missing_served)
@@ -99,11 +100,11 @@ def _gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
             gaps[-1].end_ms = next_bar_start(ts, timeframe)
             gaps[-1].missing += 1
         else:
-            gaps.append(Gap(ts, next_bar_start(ts, timeframe), 1, "no_trades"))
+            gaps.append(Gap(ts, next_bar_start(ts, timeframe), 1, GapKind.NO_TRADES))
     for gap in gaps:
         gap.exchange_bars = sum(1 for ts in grid(gap.start_ms, gap.end_ms, timeframe) if ts in served)
         if gap.exchange_bars:
-            gap.kind = "repairable"
+            gap.kind = GapKind.REPAIRABLE
         elif any(a <= gap.start_ms and gap.end_ms <= b for a, b in unavailable):
-            gap.kind = "unavailable"
+            gap.kind = GapKind.UNAVAILABLE
     return gaps

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from worker.candles import SeriesKey
+from core.series import SeriesKey
 
 
 class Mark(NamedTuple):

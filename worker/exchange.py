@@ -17,6 +17,14 @@ from typing import Any, Awaitable, Callable
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from core.retry import (
+    MAX_RETRY_AFTER_SECONDS,
+    NETWORK_BACKOFF,
+    RATE_LIMIT_BACKOFF,
+    Backoff,
+    parse_retry_after,
+)
+from core.timeframes import timeframe_ms
 from worker.errors import (
     ExchangeRejected,
     ExchangeSetupError,
@@ -24,14 +32,6 @@ from worker.errors import (
     RateLimited,
     UnsupportedSeries,
 )
-from worker.retry import (
-    MAX_RETRY_AFTER_SECONDS,
-    NETWORK_BACKOFF,
-    RATE_LIMIT_BACKOFF,
-    Backoff,
-    parse_retry_after,
-)
-from worker.timeframes import timeframe_ms
 
 log = logging.getLogger("worker.exchange")
 

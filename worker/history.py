@@ -16,10 +16,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from worker.candles import Candle, ParsedBatch, SeriesKey, parse_candles
+from core.protocol import SeriesStatus
+from core.series import Candle, SeriesKey
+from core.timeframes import bar_start, bars_between, next_bar_start, timeframe_ms
+from worker.candles import ParsedBatch, parse_candles
 from worker.errors import CollectorError
 from worker.exchange import ExchangeClient
-from worker.timeframes import bar_start, bars_between, next_bar_start, timeframe_ms
 
 log = logging.getLogger("worker.history")
 
@@ -44,10 +46,10 @@ class SeriesOutcome:
     error: str | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> SeriesStatus:
         if self.error is not None:
-            return "failed"
-        return "partial_unavailable" if self.unavailable else "complete"
+            return SeriesStatus.FAILED
+        return SeriesStatus.PARTIAL_UNAVAILABLE if self.unavailable else SeriesStatus.COMPLETE
 
 
 class ProgressReporter:

@@ -14,11 +14,11 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-from worker.candles import Candle, OhlcvRow, SeriesKey, to_rows
+from core.retry import Backoff
+from core.series import Candle, OhlcvRow, SeriesKey, to_rows
+from core.timeframes import next_bar_start
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import SinkUnavailable
-from worker.retry import Backoff
-from worker.timeframes import next_bar_start
 
 log = logging.getLogger("worker.history_buffer")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from worker.candles import Candle, SeriesKey
-from worker.timeframes import bar_start, next_bar_start, timeframe_ms
+from core.series import Candle, SeriesKey
+from core.timeframes import bar_start, next_bar_start, timeframe_ms
 
 
 def live_fetch_limit(timeframe: str, interval_s: float) -> int:

@@ -19,9 +19,10 @@ from typing import Any
 
 import schedule
 
-from supervisor.logs import configure_worker_logging
-from worker import exit_codes
-from worker.candles import SeriesKey
+from core import exit_codes
+from core.logsetup import configure_worker_logging
+from core.protocol import Envelope, Message, Mode, WorkerSpec
+from core.series import SeriesKey
 from worker.checkpoint import HistoryCheckpoint
 from worker.errors import CollectorError, ExchangeSetupError
 from worker.heap import release_free_heap
@@ -29,10 +30,9 @@ from worker.runner import Worker
 from worker.scheduling import run_until, schedule_live_jobs
 from worker.sinks.factory import make_sink
 from worker.sinks.offloaded import WriterLogging
-from worker.spec import WorkerSpec
 from worker.spool import DeadLetters, Spool
 
-log = logging.getLogger("worker.process")
+log = logging.getLogger(__name__)
 
 # A 1,000-bar HISTORY page allocates several thousand short-lived lists and tuples, all freed
 # by reference counting. With the default young-generation threshold (700) the collector
@@ -48,10 +48,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
-    if spec.mode != "live":
+def worker_main(spec: WorkerSpec, channel: Any) -> None:
+    """The worker process: log records and reports both travel on ``channel`` to the supervisor."""
+    if spec.mode != Mode.LIVE:
         tune_garbage_collector()
-    configure_worker_logging(log_queue, exchange=spec.exchange_id, mode=spec.mode,
+    configure_worker_logging(channel, exchange=spec.exchange_id, mode=spec.mode,
                              level=spec.settings.log_level)
     stop = threading.Event()
 
@@ -62,11 +63,11 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
     # Ctrl-C reaches the whole process group; the supervisor decides how workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    def report(message: dict[str, Any]) -> None:
-        status_queue.put({"exchange": spec.exchange_id, "pid": os.getpid(), "ts": time.time(), **message})
+    def report(message: Message) -> None:
+        channel.put(Envelope(spec.exchange_id, os.getpid(), time.time(), message))
 
-    sink = make_sink(spec.storage, bulk=spec.mode in ("history", "audit"),
-                     logging_to=WriterLogging(log_queue, spec.exchange_id, spec.mode,
+    sink = make_sink(spec.storage, bulk=spec.mode in (Mode.HISTORY, Mode.AUDIT),
+                     logging_to=WriterLogging(channel, spec.exchange_id, spec.mode,
                                               spec.settings.log_level))
     state = Path(spec.settings.state_dir)
     worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
@@ -74,7 +75,7 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
                     dead_letters=DeadLetters(state / f"dead-letters-{spec.exchange_id}.jsonl"))
     loop = asyncio.new_event_loop()
     try:
-        code = _run(worker, spec, loop, stop, report)
+        code = _run(worker, spec, loop, stop)
     except Exception:
         log.exception("worker crashed", extra={"event": "worker_crashed"})
         code = exit_codes.TEMPORARY_FAILURE
@@ -89,23 +90,22 @@ def worker_main(spec: WorkerSpec, log_queue: Any, status_queue: Any) -> None:
 
 
 def _run(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
-         stop: threading.Event, report: Any) -> int:
+         stop: threading.Event) -> int:
     watcher = threading.Thread(target=_forward_stop, args=(stop, worker, loop), daemon=True)
     watcher.start()
     try:
         loop.run_until_complete(worker.start())
     except CollectorError as exc:
         if stop.is_set():
-            return exit_codes.OK if spec.mode == "live" else exit_codes.INTERRUPTED
+            return exit_codes.OK if spec.mode == Mode.LIVE else exit_codes.INTERRUPTED
         return _start_failure_code(spec, exc)
     if not worker.series:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
         return exit_codes.BAD_CONFIG
-    report({"type": "started", "series": len(worker.series), "skipped": len(worker.skipped)})
-    if spec.mode == "history":
+    if spec.mode == Mode.HISTORY:
         return _run_history(worker, spec, loop, stop)
-    if spec.mode == "audit":
+    if spec.mode == Mode.AUDIT:
         return _run_audit(worker, spec, loop)
     return _run_live(worker, spec, loop, stop)
 

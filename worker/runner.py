@@ -13,9 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from supervisor.config import ExchangeConfig, Settings
+from core.config import ExchangeConfig, Settings
+from core.protocol import Heartbeat, Message, SeriesDone, SeriesStatus
+from core.series import OhlcvRow, SeriesKey, to_rows
+from core.timeframes import bar_start
 from worker.audit import AuditResult, audit_series
-from worker.candles import OhlcvRow, SeriesKey, parse_candles, to_rows
+from worker.candles import parse_candles
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable, TransientError
 from worker.exchange import ExchangeClient
@@ -24,11 +27,10 @@ from worker.history_buffer import HistoryBuffer
 from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.sinks.base import Sink
 from worker.spool import DeadLetters, Spool
-from worker.timeframes import bar_start
 
 log = logging.getLogger("worker.runner")
 
-Report = Callable[[dict[str, Any]], None]
+Report = Callable[[Message], None]
 
 
 @dataclass
@@ -39,8 +41,8 @@ class WorkerStats:
     cycle_errors: int = 0
     last_success: float | None = None
 
-    def snapshot(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.rows_written, self.rows_rejected, self.last_success)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class HistoryReport:
 
     @property
     def ok(self) -> bool:
-        return not self.skipped and all(o.status != "failed" for o in self.outcomes)
+        return not self.skipped and all(o.status != SeriesStatus.FAILED for o in self.outcomes)
 
 
 def _series_extra(series: SeriesKey, event: str, **fields: Any) -> dict[str, Any]:
@@ -157,7 +159,7 @@ class Worker:
         self.stats.cycles += 1
         if written and failures < len(self.series):
             self.stats.last_success = self._clock()
-        self._report({"type": "heartbeat", **self.stats.snapshot()})
+        self._report(self.stats.heartbeat())
         log.info("cycle done: %d rows, %d series failed", len(rows), failures,
                  extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
                         "duration_ms": round((time.monotonic() - started) * 1000)})
@@ -233,7 +235,7 @@ class Worker:
         for s in series:
             self._needs_repair.pop(s, None)
         for outcome in outcomes:
-            if outcome is not None and outcome.status == "failed":
+            if outcome is not None and outcome.status == SeriesStatus.FAILED:
                 self._mark_gap(outcome.series, starts[outcome.series])
         rows = self._history.take_rows()
         # LIVE must not stall on a store outage: repaired rows take the spool's path.
@@ -284,9 +286,7 @@ class Worker:
                      len(self.series), extra={"event": "history_resume"})
         report = HistoryReport(skipped=list(self.skipped))
         for series, reason in self.skipped:
-            self._report({"type": "series_done", "series": tuple(series), "status": "skipped",
-                          "covered_until": start_ms, "candles": 0, "unavailable": [],
-                          "error": reason})
+            self._report(SeriesDone(tuple(series), SeriesStatus.SKIPPED, start_ms, error=reason))
         heartbeat = asyncio.create_task(self._heartbeat_while_running())
         try:
             outcomes = await asyncio.gather(*(
@@ -301,12 +301,10 @@ class Worker:
                 outcome.error = outcome.error or f"store write failed: {exc}"
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
-            if outcome.status in ("complete", "partial_unavailable"):
+            if outcome.status.covered:
                 self._history.mark_covered(outcome.series, end_ms)
-            self._report({"type": "series_done", "series": tuple(outcome.series),
-                          "status": outcome.status, "covered_until": outcome.covered_until,
-                          "candles": outcome.candles, "unavailable": outcome.unavailable,
-                          "error": outcome.error})
+            self._report(SeriesDone(tuple(outcome.series), outcome.status, outcome.covered_until,
+                                    outcome.candles, outcome.unavailable, outcome.error))
         self._history.save_checkpoint()
         report.outcomes = list(outcomes)
         return report
@@ -358,7 +356,7 @@ class Worker:
         finally:
             heartbeat.cancel()
         for result in results:
-            self._report({"type": "audit_result", **result.as_report()})
+            self._report(result.to_message())
         return list(results)
 
     async def _heartbeat_while_running(self) -> None:
@@ -370,7 +368,7 @@ class Worker:
         timeout_s = self.settings.heartbeat_timeout_intervals * self.settings.update_interval_seconds
         every_s = min(5.0, timeout_s / 4)
         while True:
-            self._report({"type": "heartbeat", **self.stats.snapshot()})
+            self._report(self.stats.heartbeat())
             await asyncio.sleep(every_s)
 
     # -- writing ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from worker.candles import OhlcvRow
+from core.series import OhlcvRow
 
 log = logging.getLogger("worker.spool")
 

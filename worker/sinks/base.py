@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
-from worker.candles import OhlcvRow, SeriesKey
+from core.series import OhlcvRow, SeriesKey
 
 TABLE_NAME = "market_data_ohlcv"
 LATEST_VIEW_NAME = "market_data_ohlcv_latest"

@@ -20,10 +20,10 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 from requests import exceptions as rexc
 
-from worker.candles import OhlcvRow, SeriesKey
+from core.series import OhlcvRow, SeriesKey
+from core.timefmt import iso_utc
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
-from worker.timefmt import iso_utc
 
 log = logging.getLogger("worker.sinks.bigquery")
 

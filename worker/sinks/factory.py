@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from supervisor.config import StorageConfig
+from core.config import StorageConfig
 from worker.sinks.base import Sink
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from supervisor.config import StorageConfig
-from worker.candles import OhlcvRow, SeriesKey
+from core.config import StorageConfig
+from core.series import OhlcvRow, SeriesKey
 from worker.errors import SinkUnavailable
 from worker.sinks.base import WriteResult
 
@@ -146,7 +146,7 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
     # closes the pipe, or terminates it on the way out).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if logging_to is not None:
-        from supervisor.logs import configure_worker_logging
+        from core.logsetup import configure_worker_logging
 
         configure_worker_logging(logging_to.queue, exchange=logging_to.exchange,
                                  mode=logging_to.mode, level=logging_to.level)

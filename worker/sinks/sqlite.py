@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from worker.candles import OhlcvRow, SeriesKey
+from core.series import OhlcvRow, SeriesKey
+from core.timefmt import iso_utc, parse_iso_utc
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
-from worker.timefmt import iso_utc, parse_iso_utc
 
 # Workers opening a new file together take turns switching it to WAL; each turn is short.
 WAL_SWITCH_RETRY_S = 0.01

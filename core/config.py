@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from worker.ccxt_catalog import known_exchange_ids
-from worker.timeframes import is_valid_timeframe
+from core.ccxt_catalog import known_exchange_ids
+from core.timeframes import is_valid_timeframe
 
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]*/[A-Z0-9][A-Z0-9._-]*(:[A-Z0-9._-]+)?$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -1,4 +1,4 @@
-"""Backoff schedules for requests to exchanges.
+"""Backoff schedules and Retry-After parsing, for requests to exchanges and to Loki.
 
 Numbers from the project's resilience decisions: network trouble backs off from 1 s doubling
 to 32 s over 5 attempts; throttling starts at 2 s (capped at 30 s) unless the exchange says
