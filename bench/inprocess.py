@@ -1,8 +1,9 @@
-"""Scenarios that drive the product's ``Worker`` inside the bench process, plus the baseline.
+"""Scenarios that drive the product's LIVE collector and HISTORY run inside the bench process,
+plus the baseline.
 
-The worker is built as tests/test_live.py builds it: ``ExchangeConfig`` + ``Settings`` +
+The session is built as tests/test_live.py builds it: ``ExchangeConfig`` + ``Settings`` +
 ``SqliteSink``, with the real ``ExchangeClient`` and the real ccxt talking HTTP to the
-simulator process. ``start()`` (load_markets, schema) runs before the clock starts: every
+simulator process. ``open()`` (load_markets, schema) runs before the clock starts: every
 figure here is about the steady-state work, not about connecting.
 """
 
@@ -25,8 +26,10 @@ import psutil
 
 from bench.sim import SimProcess
 from core.config import SQLITE_HISTORY_FLUSH_ROWS, ExchangeConfig, Settings, StorageConfig
+from worker.history import HistoryRun
+from worker.live import LiveCollector
 from worker.process import tune_garbage_collector
-from worker.runner import Worker
+from worker.session import ExchangeSession
 from worker.sinks.factory import make_sink
 
 TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
@@ -62,15 +65,15 @@ def install_event_counter() -> None:
     root.setLevel(logging.WARNING)
 
 
-def make_worker(sim: SimProcess, exchange: str, series: dict[str, list[str]], db: Path, *,
+def make_session(sim: SimProcess, exchange: str, series: dict[str, list[str]], db: Path, *,
                 ccxt_overrides: dict[str, Any] | None = None, bulk: bool = False,
-                **settings: Any) -> Worker:
+                **settings: Any) -> ExchangeSession:
     """``bulk``: the store HISTORY uses in a worker process (written from a process of its own)."""
     config = ExchangeConfig(ccxt={**sim.ccxt[exchange], **(ccxt_overrides or {})},
                             symbols=[{"symbol": s, "timeframes": tfs} for s, tfs in series.items()])
     sink = make_sink(StorageConfig(backend="sqlite", sqlite={"path": str(db)}), bulk=bulk)
     settings.setdefault("history_flush_rows", SQLITE_HISTORY_FLUSH_ROWS)  # as the CLI's default
-    return Worker(exchange, config, Settings(health_port=0, **settings), sink)
+    return ExchangeSession(exchange, config, Settings(health_port=0, **settings), sink)
 
 
 def stored_rows(db: Path, exchange: str | None = None) -> int:
@@ -82,7 +85,7 @@ def stored_rows(db: Path, exchange: str | None = None) -> int:
 
 
 @dataclass
-class HistoryRun:
+class HistoryTiming:
     wall_s: float
     cpu_s: float            # the worker's own process
     writer_cpu_s: float     # its store writer process (worker/sinks/offloaded.py)
@@ -104,28 +107,28 @@ def process_cpu_s(pid: int | None) -> float:
 
 def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, list[str]],
                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None,
-                    profile: bool = False) -> HistoryRun:
-    """``Worker.run_history`` over [start, end): wall and CPU time of the backfill alone.
+                    profile: bool = False) -> HistoryTiming:
+    """``HistoryRun.run`` over [start, end): wall and CPU time of the backfill alone.
 
     The store is written from a process of its own, as in a HISTORY worker; its CPU is
     counted separately (``writer_cpu_s``).
     """
-    worker = make_worker(sim, exchange, series, db, ccxt_overrides=ccxt_overrides, bulk=True)
+    session = make_session(sim, exchange, series, db, ccxt_overrides=ccxt_overrides, bulk=True)
     profiler = cProfile.Profile() if profile else None
 
     async def scenario() -> tuple[Any, float, float, float]:
-        await worker.start()  # the store's writer process is running from here on
+        await session.open()  # the store's writer process is running from here on
         EVENTS.take()
         if profiler:
             profiler.enable()
-        writer = worker.sink.pid
+        writer = session.sink.pid
         t0, c0, w0 = time.perf_counter(), time.process_time(), process_cpu_s(writer)
-        report = await worker.run_history(start_ms, end_ms)
+        report = await HistoryRun(session).run(start_ms, end_ms)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         writer_cpu = process_cpu_s(writer) - w0
         if profiler:
             profiler.disable()
-        await worker.close()
+        await session.close()
         return report, wall, cpu, writer_cpu
 
     young, middle, old = gc.get_threshold()
@@ -134,13 +137,13 @@ def product_history(sim: SimProcess, db: Path, exchange: str, series: dict[str, 
         report, wall, cpu, writer_cpu = asyncio.run(scenario())
     finally:
         gc.set_threshold(young, middle, old)
-    return HistoryRun(wall, cpu, writer_cpu, sum(o.candles for o in report.outcomes),
+    return HistoryTiming(wall, cpu, writer_cpu, sum(o.candles for o in report.outcomes),
                       sum(o.pages for o in report.outcomes), stored_rows(db, exchange),
                       [o.status for o in report.outcomes], EVENTS.take(), profiler)
 
 
 def baseline_history(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]],
-                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None) -> HistoryRun:
+                     start_ms: int, end_ms: int, *, ccxt_overrides: dict | None = None) -> HistoryTiming:
     """The loop a user writes by hand: sync ccxt, one page after another, commit per page.
 
     ``enableRateLimit`` is on (ccxt's default), the store is SQLite with its defaults.
@@ -164,7 +167,7 @@ def baseline_history(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]
             since = page[-1][0] + TF_MS[timeframe]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.close()
-    return HistoryRun(wall, cpu, 0.0, candles, pages, candles, ["complete"])
+    return HistoryTiming(wall, cpu, 0.0, candles, pages, candles, ["complete"])
 
 
 def _baseline_exchange(sim: SimProcess, overrides: dict | None = None) -> ccxt.Exchange:
@@ -197,7 +200,7 @@ def baseline_live(sim: SimProcess, db: Path, series: Sequence[tuple[str, str]]) 
 
 
 @dataclass
-class LiveRun:
+class LiveTiming:
     series: int
     cycle_s: list[float]
     rows_written: int
@@ -205,30 +208,31 @@ class LiveRun:
 
 
 def product_live(sim: SimProcess, db: Path, series: dict[str, list[str]], cycles: int, *,
-                 presample_clock: bool = True) -> LiveRun:
-    """``Worker.live_cycle`` timed one cycle at a time, as the schedule loop calls it.
+                 presample_clock: bool = True) -> LiveTiming:
+    """``LiveCollector.cycle`` timed one cycle at a time, as the schedule loop calls it.
 
-    ``Worker.start`` reads the exchange clock, and the worker reads it again every 600 s
+    ``ExchangeSession.open`` reads the exchange clock, and the worker reads it again every 600 s
     (worker/exchange.py CLOCK_REFRESH_SECONDS), so most cycles need no time request. With
     ``presample_clock`` False, the first timed cycle is one that reads it.
     """
-    worker = make_worker(sim, "binance", series, db)
+    session = make_session(sim, "binance", series, db)
+    live = LiveCollector(session)
 
     async def scenario() -> list[float]:
-        await worker.start()  # reads the exchange clock
+        await session.open()  # reads the exchange clock
         if not presample_clock:
-            worker.client._clock_sampled_at = None  # as when the 600 s are up
+            session.client._clock_sampled_at = None  # as when the 600 s are up
         EVENTS.take()
         times = []
         for _ in range(cycles):
             t0 = time.perf_counter()
-            await worker.live_cycle()
+            await live.cycle()
             times.append(time.perf_counter() - t0)
-        await worker.close()
+        await session.close()
         return times
 
     times = asyncio.run(scenario())
-    return LiveRun(len(worker.series), times, worker.stats.rows_written, EVENTS.take())
+    return LiveTiming(len(session.series), times, session.stats.rows_written, EVENTS.take())
 
 
 def median(values: Sequence[float]) -> float:

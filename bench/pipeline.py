@@ -120,9 +120,9 @@ _AREAS = (
     ("asyncio", ("/asyncio/",)),
     ("JSON decode", ("orjson", "json/")),
     ("worker/candles.py", ("worker/candles.py",)),
-    ("worker/timeframes.py", ("worker/timeframes.py",)),
+    ("core/timeframes.py", ("core/timeframes.py",)),
+    ("worker/backfill.py", ("worker/backfill.py",)),
     ("worker/history.py", ("worker/history.py",)),
-    ("worker/runner.py", ("worker/runner.py",)),
     ("worker/exchange.py", ("worker/exchange.py",)),
     ("regex (timeframe parsing)", ("re.Pattern", "re.Match")),
 )

@@ -110,7 +110,7 @@ class BenchSimulator(ExchangeSimulator):
 
         Two sequences: the since-cursor one (start, then newest bar + 1 bar: the baseline
         and a sequential backfill) and fixed windows of ``limit`` bars from the second page
-        on (worker/history.py pages concurrently in windows once the first page is exact).
+        on (worker/backfill.py pages concurrently in windows once the first page is exact).
         """
         native = symbol.replace("/", "")
         step = _TF_MS[timeframe]

@@ -19,7 +19,7 @@ from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
 from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import WorkerHandle
 
-log = logging.getLogger("supervisor.arbiter")
+log = logging.getLogger(__name__)
 
 LOOP_TICK_S = 0.5
 MEMORY_SAMPLE_EVERY_S = 5.0

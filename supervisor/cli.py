@@ -25,7 +25,7 @@ from supervisor.channels import WorkerChannel
 from supervisor.health import HealthServer
 from supervisor.logs import LokiConfig, start_log_listener
 
-log = logging.getLogger("supervisor")
+log = logging.getLogger(__name__)
 
 PREFLIGHT_TIMEOUT_S = 180
 _SECRET_KEYS = ("apikey", "secret", "password", "privatekey", "token", "uid", "walletaddress")

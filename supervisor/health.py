@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-log = logging.getLogger("supervisor.health")
+log = logging.getLogger(__name__)
 
 Snapshot = Callable[[], dict[str, Any]]
 

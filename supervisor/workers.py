@@ -15,7 +15,7 @@ from core.protocol import AuditDone, Envelope, Heartbeat, Mode, SeriesDone, Seri
 from supervisor.channels import WorkerChannel
 from supervisor.restarts import RestartBackoff
 
-log = logging.getLogger("supervisor.workers")
+log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerHandle:

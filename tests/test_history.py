@@ -6,7 +6,7 @@ import asyncio
 
 from core.series import Candle, SeriesKey
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.history import backfill_series
+from worker.backfill import backfill_series
 
 START = 1_700_000_040_000  # on the 1m grid
 SERIES = SeriesKey("mockex", "BTC/USDT", "1m")
@@ -135,7 +135,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result
     """Killed halfway and run again: fewer requests than a full run, the same rows."""
     from core.config import ExchangeConfig, Settings
     from worker.checkpoint import HistoryCheckpoint
-    from worker.runner import Worker
+    from worker.history import HistoryRun
+    from worker.session import ExchangeSession
     from worker.sinks.sqlite import SqliteSink
 
     history = [candle(START + k * MINUTE, 100 + k) for k in range(1000)]
@@ -152,15 +153,15 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_with_an_identical_result
             return fetch(*args)
         exchange = mock_exchange(ohlcv=counting_fetch, server_time_ms=lambda: now)
         sink = SqliteSink(tmp_path / db)
-        worker = Worker("mockex", config, Settings(history_page_limit=100, history_flush_rows=100), sink,
-                        client=client_for(exchange, clock=lambda: now / 1000), clock=lambda: now / 1000)
-        worker_box["w"] = worker
+        session = ExchangeSession("mockex", config, Settings(history_page_limit=100, history_flush_rows=100), sink,
+                                  client=client_for(exchange, clock=lambda: now / 1000), clock=lambda: now / 1000)
+        worker_box["w"] = session
         checkpoint = HistoryCheckpoint.for_range(tmp_path / "state", "mockex",
                                                  START, START + 1000 * MINUTE, store_identity=db)
 
         async def go():
-            await worker.start()
-            return await worker.run_history(START, START + 1000 * MINUTE, checkpoint=checkpoint)
+            await session.open()
+            return await HistoryRun(session, checkpoint).run(START, START + 1000 * MINUTE)
         report = asyncio.run(go())
         rows = sink._connection().execute(
             "SELECT timestamp, open, high, low, close, volume FROM market_data_ohlcv ORDER BY 1").fetchall()

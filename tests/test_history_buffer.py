@@ -312,26 +312,3 @@ def test_a_long_outage_surfaces_in_add_when_the_next_batch_is_due(tmp_path: Path
         assert checkpoint.load() == {BTC: mark_after(5)}
 
     run(go())
-
-
-def test_take_rows_hands_over_the_buffer_and_empties_it(tmp_path: Path) -> None:
-    async def go() -> tuple[list[OhlcvRow], FakeStore, HistoryCheckpoint]:
-        store = FakeStore()
-        buffer, checkpoint = make_buffer(store, 100, tmp_path)
-        await buffer.add(BTC, bars(0, 3))
-        await buffer.add(ETH, bars(0, 2))
-        taken = buffer.take_rows()
-        assert buffer.take_rows() == []
-        await buffer.flush()  # nothing left to write, and no mark of the taken rows moves
-        assert store.attempts == 0 and checkpoint.load() == {}
-        # The next batch moves only its own series' marks, not those of the rows handed over.
-        await buffer.add(ETH, bars(2, 1))
-        await buffer.flush()
-        return taken, store, checkpoint
-
-    taken, store, checkpoint = run(go())
-    assert timestamps(taken, BTC) == expected(0, 3)
-    assert timestamps(taken, ETH) == expected(0, 2)
-    assert len(taken) == 5
-    assert [timestamps(batch, ETH) for batch in store.batches] == [expected(2, 1)]
-    assert checkpoint.load() == {ETH: mark_after(2)}

@@ -14,7 +14,7 @@ import time
 from core.series import Candle, SeriesKey
 from tests.fakes.exchange_sim import ExchangeSimulator, truth
 from worker.exchange import ExchangeClient
-from worker.history import backfill_series
+from worker.backfill import backfill_series
 
 STEP = 15 * 60_000
 

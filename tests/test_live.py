@@ -10,8 +10,9 @@ import pytest
 from core.config import ExchangeConfig, Settings
 from core.series import Candle, SeriesKey
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.live import LiveWritePolicy, classify_live_bars, live_fetch_limit
-from worker.runner import Worker
+from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live import LiveCollector
+from worker.session import ExchangeSession
 from worker.sinks.sqlite import SqliteSink
 
 T0 = 1_700_000_040_000  # a 1m bar boundary
@@ -22,15 +23,15 @@ def run(coro):
 
 
 def make_worker(tmp_path: Path, exchange, clock, *, interval: int = 60,
-                symbols=(("BTC/USDT", ["1m"]),)) -> Worker:
+                symbols=(("BTC/USDT", ["1m"]),)) -> LiveCollector:
     config = ExchangeConfig(symbols=[{"symbol": s, "timeframes": tfs} for s, tfs in symbols])
     sink = SqliteSink(tmp_path / "md.sqlite")
-    return Worker("mockex", config, Settings(update_interval_seconds=interval), sink,
-                  client=client_for(exchange, clock=clock), clock=clock)
+    return LiveCollector(ExchangeSession("mockex", config, Settings(update_interval_seconds=interval), sink,
+                                         client=client_for(exchange, clock=clock), clock=clock))
 
 
-def stored(worker: Worker) -> list[tuple]:
-    conn = worker.sink._connection()
+def stored(worker: LiveCollector) -> list[tuple]:
+    conn = worker.session.sink._connection()
     return conn.execute("SELECT timestamp, open, high, low, close, volume FROM market_data_ohlcv "
                         "ORDER BY timestamp").fetchall()
 
@@ -44,8 +45,8 @@ def test_fetch_ohlcv_live(tmp_path: Path) -> None:
     worker = make_worker(tmp_path, exchange, lambda: local_now)
 
     async def scenario():
-        await worker.start()
-        await worker.live_cycle()
+        await worker.session.open()
+        await worker.cycle()
     run(scenario())
 
     args = exchange.fetch_ohlcv.await_args.args
@@ -77,10 +78,10 @@ def test_exchange_clock_offset_is_used_not_the_local_clock(tmp_path: Path) -> No
     worker = make_worker(tmp_path, exchange, lambda: local_now)
 
     async def scenario():
-        await worker.start()
-        return await worker.client.exchange_now_ms(), classify_live_bars(
+        await worker.session.open()
+        return await worker.session.client.exchange_now_ms(), classify_live_bars(
             [Candle(*c) for c in exchange.fetch_ohlcv.return_value], "1m",
-            await worker.client.exchange_now_ms())
+            await worker.session.client.exchange_now_ms())
     now_ms, bars = run(scenario())
     assert now_ms == T0 - 1_000
     assert bars.current.timestamp == T0 - MINUTE  # still open on the exchange
@@ -126,10 +127,10 @@ def test_closed_bar_gets_its_final_values_and_open_bar_updates(tmp_path: Path) -
     worker = make_worker(tmp_path, exchange, lambda: clock["now"])
 
     async def scenario():
-        await worker.start()
+        await worker.session.open()
         for now in answers:
             clock["now"] = now / 1000
-            await worker.live_cycle()
+            await worker.cycle()
     run(scenario())
     rows = {r[0]: r[1:] for r in stored(worker)}
     assert rows["2023-11-14T22:14:00.000Z"] == (11.0, 13.5, 10.5, 13.1, 6.0)  # final, not partial
@@ -144,8 +145,8 @@ def test_a_failing_exchange_never_escapes_a_cycle(tmp_path: Path) -> None:
     worker = make_worker(tmp_path, exchange, lambda: T0 / 1000)
 
     async def scenario():
-        await worker.start()
-        await worker.live_cycle()
+        await worker.session.open()
+        await worker.cycle()
     run(scenario())
     assert worker.stats.cycle_errors == 1 and worker.stats.cycles == 1
     assert set(worker._needs_repair) == {SeriesKey("mockex", "BTC/USDT", "1m")}
@@ -156,9 +157,9 @@ def test_unsupported_series_are_skipped_and_the_rest_collected(tmp_path: Path) -
                              ohlcv=[candle(T0 - MINUTE), candle(T0)], server_time_ms=lambda: T0 + 1)
     worker = make_worker(tmp_path, exchange, lambda: (T0 + 1) / 1000,
                          symbols=(("BTC/USDT", ["1m", "3m"]), ("DOGE/USDT", ["1m"])))
-    run(worker.start())
-    assert worker.series == [SeriesKey("mockex", "BTC/USDT", "1m")]
-    reasons = {str(s): r for s, r in worker.skipped}
+    run(worker.session.open())
+    assert worker.session.series == [SeriesKey("mockex", "BTC/USDT", "1m")]
+    reasons = {str(s): r for s, r in worker.session.skipped}
     assert "does not offer timeframe 3m" in reasons["mockex:BTC/USDT:3m"]
     assert "does not list symbol DOGE/USDT" in reasons["mockex:DOGE/USDT:1m"]
 
@@ -173,14 +174,14 @@ def test_restart_repairs_the_gap_from_the_last_stored_bar(tmp_path: Path) -> Non
 
     exchange = mock_exchange(ohlcv=fetch, server_time_ms=lambda: now)
     worker = make_worker(tmp_path, exchange, lambda: now / 1000)
-    sink = worker.sink
+    sink = worker.session.sink
     sink.ensure()
     from core.series import to_rows
     sink.write(to_rows(SeriesKey("mockex", "BTC/USDT", "1m"),
                        [Candle(T0, 1, 1, 1, 1, 1)], 0))  # stored while still open
 
     async def scenario():
-        await worker.start()
+        await worker.session.open()
         await worker.resume_from_store()
     run(scenario())
     rows = stored(worker)
@@ -209,18 +210,18 @@ def test_a_gap_is_repaired_even_when_newer_bars_were_stored_after_it(tmp_path: P
     worker = make_worker(tmp_path, exchange, lambda: clock["now"])
 
     async def scenario():
-        await worker.start()
-        await worker.live_cycle()                      # stores T-1 (closed) and T (open)
+        await worker.session.open()
+        await worker.cycle()                      # stores T-1 (closed) and T (open)
         mode["down"] = True
         for k in (1, 2, 3):
             clock["now"] = (T0 + k * MINUTE + 5_000) / 1000
-            await worker.live_cycle()                  # the exchange is down
+            await worker.cycle()                  # the exchange is down
         mode.update(down=False, repairs_down=True)
         clock["now"] = (T0 + 4 * MINUTE + 5_000) / 1000
-        await worker.live_cycle()                      # repair fails, the LIVE fetch works
+        await worker.cycle()                      # repair fails, the LIVE fetch works
         mode["repairs_down"] = False
         clock["now"] = (T0 + 5 * MINUTE + 5_000) / 1000
-        await worker.live_cycle()                      # now the repair can work
+        await worker.cycle()                      # now the repair can work
     run(scenario())
     stored_ts = [r[0] for r in stored(worker)]
     assert stored_ts == [f"2023-11-14T22:{13 + k:02d}:00.000Z" for k in range(7)]  # T-1 .. T+5, no gap

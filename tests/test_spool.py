@@ -10,7 +10,8 @@ from core.config import ExchangeConfig, Settings
 from core.series import OhlcvRow
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
 from worker.errors import SinkRejected, SinkUnavailable
-from worker.runner import Worker
+from worker.live import LiveCollector
+from worker.session import ExchangeSession
 from worker.sinks.base import WriteResult
 from worker.spool import DeadLetters, Spool
 
@@ -39,24 +40,24 @@ class FlakySink:
         return WriteResult(written=len(rows))
 
 
-def make_worker(tmp_path: Path, sink: FlakySink, clock: dict, max_rows: int = 1000) -> Worker:
+def make_worker(tmp_path: Path, sink: FlakySink, clock: dict, max_rows: int = 1000) -> LiveCollector:
     exchange = mock_exchange(
         ohlcv=lambda *a: [candle(int(clock["now"] * 1000) // MINUTE * MINUTE - MINUTE, clock["now"] % 97),
                           candle(int(clock["now"] * 1000) // MINUTE * MINUTE, clock["now"] % 89)],
         server_time_ms=lambda: int(clock["now"] * 1000))
-    return Worker("mockex", ExchangeConfig(symbols=[{"symbol": "BTC/USDT", "timeframes": ["1m"]}]),
-                  Settings(), sink, client=client_for(exchange, clock=lambda: clock["now"]),
-                  clock=lambda: clock["now"], spool=Spool(tmp_path / "spool.jsonl", max_rows),
-                  dead_letters=DeadLetters(tmp_path / "dead.jsonl"))
+    session = ExchangeSession("mockex", ExchangeConfig(symbols=[{"symbol": "BTC/USDT", "timeframes": ["1m"]}]),
+                              Settings(), sink, client=client_for(exchange, clock=lambda: clock["now"]),
+                              clock=lambda: clock["now"], dead_letters=DeadLetters(tmp_path / "dead.jsonl"))
+    return LiveCollector(session, Spool(tmp_path / "spool.jsonl", max_rows))
 
 
-def run_cycles(worker: Worker, clock: dict, times: list[float], start: bool = True) -> None:
+def run_cycles(worker: LiveCollector, clock: dict, times: list[float], start: bool = True) -> None:
     async def go():
         if start:
-            await worker.start()
+            await worker.session.open()
         for now in times:
             clock["now"] = now
-            await worker.live_cycle()
+            await worker.cycle()
     asyncio.run(go())
 
 

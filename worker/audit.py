@@ -8,6 +8,7 @@ writing unless asked to repair.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -15,10 +16,12 @@ from typing import Awaitable, Callable
 from core.protocol import AuditDone, GapKind, GapReport
 from core.series import Candle, SeriesKey
 from core.timeframes import bar_start, next_bar_start
+from worker.backfill import backfill_series
 from worker.exchange import ExchangeClient
-from worker.history import backfill_series
+from worker.history_buffer import HistoryBuffer
+from worker.session import ExchangeSession
 
-log = logging.getLogger("worker.audit")
+log = logging.getLogger(__name__)
 
 StoredTimestamps = Callable[[SeriesKey, int, int], Awaitable[list[int]]]
 Write = Callable[[SeriesKey, list[Candle]], Awaitable[None]]
@@ -108,3 +111,29 @@ def _gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
         elif any(a <= gap.start_ms and gap.end_ms <= b for a, b in unavailable):
             gap.kind = GapKind.UNAVAILABLE
     return gaps
+
+
+class AuditRun:
+    """AUDIT of every series of a session; with ``repair``, the repairable bars are written
+    as HISTORY writes them (large batches through a :class:`HistoryBuffer`)."""
+
+    def __init__(self, session: ExchangeSession) -> None:
+        self.session = session
+
+    async def run(self, start_ms: int, end_ms: int, *, repair: bool) -> list[AuditResult]:
+        session, settings = self.session, self.session.settings
+        buffer = HistoryBuffer(session.write, settings.history_flush_rows, clock=session.clock)
+
+        async def stored(series: SeriesKey, start: int, end: int) -> list[int]:
+            return await asyncio.to_thread(session.sink.stored_timestamps, series, start, end)
+
+        async with session.heartbeat():
+            results = await asyncio.gather(*(
+                audit_series(session.client, s, start_ms, end_ms, page_limit=settings.history_page_limit,
+                             stored_timestamps=stored, repair=buffer.add if repair else None,
+                             concurrency=settings.max_concurrent_requests)
+                for s in session.series))
+            await buffer.flush()
+        for result in results:
+            session.report(result.to_message())
+        return list(results)

@@ -7,12 +7,15 @@ must never reach the table: it is rejected with a reason and counted.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from core.series import Candle
+from core.series import Candle, SeriesKey
 from core.timeframes import epoch_grid_ms, is_on_grid
+
+log = logging.getLogger(__name__)
 
 # A named tuple's own constructor is a Python function; a backfill builds a candle per bar.
 _new_tuple = tuple.__new__
@@ -123,3 +126,15 @@ def parse_candles(raw_rows: Iterable[Any] | None, timeframe: str) -> ParsedBatch
     if seen is not None:
         candles.sort()
     return batch
+
+
+def log_rejections(series: SeriesKey, batch: ParsedBatch) -> None:
+    for rejection in batch.rejected[:20]:  # a flood of bad rows must not flood the logs
+        log.warning("rejected candle from %s: %s", series, rejection.reason,
+                    extra={"event": "candle_rejected", "symbol": series.symbol,
+                           "timeframe": series.timeframe, "reason": rejection.reason,
+                           "raw": repr(rejection.raw)[:200]})
+    if len(batch.rejected) > 20:
+        log.warning("%d more rejected candles from %s", len(batch.rejected) - 20, series,
+                    extra={"event": "candle_rejected", "symbol": series.symbol,
+                           "timeframe": series.timeframe, "count": len(batch.rejected) - 20})

@@ -33,7 +33,7 @@ from worker.errors import (
     UnsupportedSeries,
 )
 
-log = logging.getLogger("worker.exchange")
+log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 ExchangeFactory = Callable[[dict[str, Any]], Any]

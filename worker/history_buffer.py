@@ -20,7 +20,7 @@ from core.timeframes import next_bar_start
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import SinkUnavailable
 
-log = logging.getLogger("worker.history_buffer")
+log = logging.getLogger(__name__)
 
 # A store outage shorter than about a minute costs a pause, not the run.
 SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
@@ -67,12 +67,6 @@ class HistoryBuffer:
         await self._start_write(full_batches_only=False)
         async with self._one_write_at_a_time:
             await self._finish_write()
-
-    def take_rows(self) -> list[OhlcvRow]:
-        """Hand the buffered rows to a caller that writes them its own way (LIVE gap repair)."""
-        rows, self._rows = self._rows, []
-        self._marks.clear()
-        return rows
 
     async def _start_write(self, *, full_batches_only: bool) -> None:
         async with self._one_write_at_a_time:

@@ -23,11 +23,14 @@ from core import exit_codes
 from core.logsetup import configure_worker_logging
 from core.protocol import Envelope, Message, Mode, WorkerSpec
 from core.series import SeriesKey
+from worker.audit import AuditRun
 from worker.checkpoint import HistoryCheckpoint
 from worker.errors import CollectorError, ExchangeSetupError
 from worker.heap import release_free_heap
-from worker.runner import Worker
+from worker.history import HistoryRun
+from worker.live import LiveCollector
 from worker.scheduling import run_until, schedule_live_jobs
+from worker.session import ExchangeSession
 from worker.sinks.factory import make_sink
 from worker.sinks.offloaded import WriterLogging
 from worker.spool import DeadLetters, Spool
@@ -70,18 +73,17 @@ def worker_main(spec: WorkerSpec, channel: Any) -> None:
                      logging_to=WriterLogging(channel, spec.exchange_id, spec.mode,
                                               spec.settings.log_level))
     state = Path(spec.settings.state_dir)
-    worker = Worker(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
-                    spool=Spool(state / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows),
-                    dead_letters=DeadLetters(state / f"dead-letters-{spec.exchange_id}.jsonl"))
+    session = ExchangeSession(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
+                              dead_letters=DeadLetters(state / f"dead-letters-{spec.exchange_id}.jsonl"))
     loop = asyncio.new_event_loop()
     try:
-        code = _run(worker, spec, loop, stop)
+        code = _run(session, spec, loop, stop)
     except Exception:
         log.exception("worker crashed", extra={"event": "worker_crashed"})
         code = exit_codes.TEMPORARY_FAILURE
     finally:
         try:
-            loop.run_until_complete(worker.close())
+            loop.run_until_complete(session.close())
         finally:
             loop.close()
     log.info("worker exiting with code %d", code, extra={"event": "worker_exit", "exit_code": code})
@@ -89,25 +91,25 @@ def worker_main(spec: WorkerSpec, channel: Any) -> None:
     sys.exit(code)
 
 
-def _run(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
          stop: threading.Event) -> int:
-    watcher = threading.Thread(target=_forward_stop, args=(stop, worker, loop), daemon=True)
+    watcher = threading.Thread(target=_forward_stop, args=(stop, session, loop), daemon=True)
     watcher.start()
     try:
-        loop.run_until_complete(worker.start())
+        loop.run_until_complete(session.open())
     except CollectorError as exc:
         if stop.is_set():
             return exit_codes.OK if spec.mode == Mode.LIVE else exit_codes.INTERRUPTED
         return _start_failure_code(spec, exc)
-    if not worker.series:
+    if not session.series:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
         return exit_codes.BAD_CONFIG
     if spec.mode == Mode.HISTORY:
-        return _run_history(worker, spec, loop, stop)
+        return _run_history(session, spec, loop, stop)
     if spec.mode == Mode.AUDIT:
-        return _run_audit(worker, spec, loop)
-    return _run_live(worker, spec, loop, stop)
+        return _run_audit(session, spec, loop)
+    return _run_live(session, spec, loop, stop)
 
 
 def _start_failure_code(spec: WorkerSpec, exc: CollectorError) -> int:
@@ -119,21 +121,23 @@ def _start_failure_code(spec: WorkerSpec, exc: CollectorError) -> int:
     return exit_codes.TEMPORARY_FAILURE
 
 
-def _forward_stop(stop: threading.Event, worker: Worker, loop: asyncio.AbstractEventLoop) -> None:
-    """Hand the signal flag to the worker inside its event loop (no work in the handler)."""
+def _forward_stop(stop: threading.Event, session: ExchangeSession, loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the signal flag to the session inside its event loop (no work in the handler)."""
     stop.wait()
     try:
-        loop.call_soon_threadsafe(worker.request_stop)
+        loop.call_soon_threadsafe(session.request_stop)
     except RuntimeError:  # the loop is already closed: nothing left to stop
         pass
 
 
-def _run_live(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+def _run_live(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
               stop: threading.Event) -> int:
-    loop.run_until_complete(worker.resume_from_store())
+    spool = Spool(Path(spec.settings.state_dir) / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows)
+    live = LiveCollector(session, spool)
+    loop.run_until_complete(live.resume_from_store())
 
     def cycle() -> None:
-        loop.run_until_complete(worker.live_cycle())
+        loop.run_until_complete(live.cycle())
         release_free_heap()
 
     scheduler = schedule.Scheduler()
@@ -144,20 +148,20 @@ def _run_live(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
     return exit_codes.OK
 
 
-def _run_audit(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop) -> int:
+def _run_audit(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop) -> int:
     assert spec.start_ms is not None and spec.end_ms is not None
-    results = loop.run_until_complete(worker.run_audit(spec.start_ms, spec.end_ms, repair=spec.repair))
+    results = loop.run_until_complete(AuditRun(session).run(spec.start_ms, spec.end_ms, repair=spec.repair))
     clean = all(r.error is None and r.repairable == 0 for r in results)
     return exit_codes.OK if clean else exit_codes.HISTORY_INCOMPLETE
 
 
-def _run_history(worker: Worker, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
+def _run_history(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
                  stop: threading.Event) -> int:
     assert spec.start_ms is not None and spec.end_ms is not None
     resume = {SeriesKey(*key): ms for key, ms in spec.resume_from.items()}
     checkpoint = HistoryCheckpoint.for_range(spec.settings.state_dir, spec.exchange_id,
                                              spec.start_ms, spec.end_ms, spec.storage.model_dump_json())
-    report = loop.run_until_complete(worker.run_history(spec.start_ms, spec.end_ms, resume, checkpoint))
+    report = loop.run_until_complete(HistoryRun(session, checkpoint).run(spec.start_ms, spec.end_ms, resume))
     if stop.is_set() and not report.ok:
         return exit_codes.INTERRUPTED
     return exit_codes.OK if report.ok else exit_codes.HISTORY_INCOMPLETE

@@ -13,7 +13,7 @@ from typing import Callable
 
 import schedule
 
-log = logging.getLogger("worker.scheduling")
+log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 2  # exchanges need a moment to publish a bar's final values
 

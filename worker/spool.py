@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 from core.series import OhlcvRow
 
-log = logging.getLogger("worker.spool")
+log = logging.getLogger(__name__)
 
 
 def _encode(row: OhlcvRow) -> str:

@@ -25,7 +25,7 @@ from core.timefmt import iso_utc
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
 
-log = logging.getLogger("worker.sinks.bigquery")
+log = logging.getLogger(__name__)
 
 SCHEMA = [
     bigquery.SchemaField("timestamp", "TIMESTAMP", mode="REQUIRED", description="Candle open time (UTC)"),

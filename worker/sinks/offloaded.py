@@ -29,7 +29,7 @@ from core.series import OhlcvRow, SeriesKey
 from worker.errors import SinkUnavailable
 from worker.sinks.base import WriteResult
 
-log = logging.getLogger("worker.sinks.offloaded")
+log = logging.getLogger(__name__)
 
 # Rows per message. Pickling is one C call that holds the GIL: a 50,000-row batch in one
 # message would stall the worker's event loop for tens of milliseconds.
