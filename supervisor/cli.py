@@ -23,7 +23,7 @@ from core.logsetup import configure_supervisor_logging
 from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.health import HealthServer
-from supervisor.logs import LokiConfig, start_log_listener
+from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(config_path)
         exchanges = select_exchanges(config, args.exchange)
         start_ms, end_ms = history_range(args, int(datetime.now(timezone.utc).timestamp() * 1000))
+        log_format = os.environ.get("LOG_FORMAT", "").strip().lower() or None
+        if log_format is not None and log_format not in LOG_FORMATS:
+            raise UsageError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return exit_codes.USAGE
@@ -121,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
         return exit_codes.OK
-    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair)
+    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, log_format=log_format)
 
 
 def worker_context() -> Any:
@@ -139,13 +142,14 @@ def worker_context() -> Any:
 
 
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
-                end_ms: int | None, *, repair: bool = False) -> int:
+                end_ms: int | None, *, repair: bool = False, log_format: str | None = None) -> int:
     settings = config.settings
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
                                   environment=settings.environment,
                                   loki=LokiConfig.from_env(os.environ),
-                                  secrets=collect_secrets(config, os.environ), level=settings.log_level)
+                                  secrets=collect_secrets(config, os.environ), level=settings.log_level,
+                                  log_format=log_format)
     configure_supervisor_logging(log_queue, settings.log_level)
     health = None
     try:

@@ -31,6 +31,7 @@ from supervisor.loki import LokiConfig, LokiHandler
 DEFAULT_EVENT = "log"
 SUPERVISOR_EXCHANGE = "supervisor"  # Loki `exchange` label for the supervisor's own records
 CONTEXT_KEYS = ("exchange", "mode", "symbol", "timeframe")
+LOG_FORMATS = ("json", "console")
 STATS_KEYS = ("sent", "dropped", "failed_batches", "retries", "pending")
 
 # Keys the formatter owns; a caller extra with one of these names is kept as extra_<key>.
@@ -95,6 +96,32 @@ class JsonFormatter(logging.Formatter):
         return doc
 
 
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record for a person at a terminal: time, level, source, event,
+    message, then the series and the other fields. Built from the JSON document, so the
+    same redaction applies."""
+
+    _SHOWN = frozenset({"ts", "level", "event", "message", "service_name", "environment", "logger",
+                        "exchange", "mode", "symbol", "timeframe", "exc", "stack"})
+
+    def __init__(self, json_formatter: JsonFormatter) -> None:
+        super().__init__()
+        self.json_formatter = json_formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = self.json_formatter.document(record)
+        source = doc.get("exchange") or doc.get("worker") or SUPERVISOR_EXCHANGE
+        series = " ".join(str(doc[k]) for k in ("symbol", "timeframe") if doc.get(k))
+        fields = " ".join(f"{k}={_dumps(v) if not isinstance(v, str) else v}"
+                          for k, v in doc.items() if k not in self._SHOWN and v not in (None, "", [], {}))
+        line = (f"{doc['ts'][11:23]} {doc['level'].upper():<8} {source:<11} {doc['event']}: {doc['message']}"
+                + (f"  [{series}]" if series else "") + (f"  {fields}" if fields else ""))
+        if doc.get("exc"):
+            line += "\n" + doc["exc"]
+        redactor = self.json_formatter.redactor
+        return redactor(line) if redactor else line
+
+
 # ---- consumer side (supervisor) -----------------------------------------------------
 
 
@@ -144,13 +171,31 @@ class LogListener:
         return self.loki_handler.stats()
 
 
+def stdout_format(requested: Optional[str], stream: TextIO) -> str:
+    """``LOG_FORMAT`` when set, else console on a terminal and JSON lines anywhere else."""
+    if requested:
+        if requested not in LOG_FORMATS:
+            raise ValueError(f"LOG_FORMAT={requested!r}: use one of {', '.join(LOG_FORMATS)}")
+        return requested
+    try:
+        return "console" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # a closed or file-like stream without isatty
+        return "json"
+
+
 def start_log_listener(queue: Any, *, service_name: str, environment: str, loki: Optional[LokiConfig],
                        secrets: Iterable[Optional[str]], stream: Optional[TextIO] = None,
-                       level: Level = "INFO") -> LogListener:
-    """Start the supervisor's single consumer: JSON to `stream` (default stdout) and Loki."""
+                       level: Level = "INFO", log_format: Optional[str] = None) -> LogListener:
+    """Start the supervisor's single consumer: `stream` (default stdout) and Loki.
+
+    Loki always gets the JSON line; stdout gets it too unless `log_format` (or a terminal)
+    asks for the console form.
+    """
+    stream = stream if stream is not None else sys.stdout
     formatter = JsonFormatter(service_name=service_name, environment=environment, redactor=Redactor(secrets))
-    stdout_handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
-    stdout_handler.setFormatter(formatter)
+    stdout_handler = logging.StreamHandler(stream)
+    stdout_handler.setFormatter(ConsoleFormatter(formatter) if stdout_format(log_format, stream) == "console"
+                                else formatter)
     stdout_handler.setLevel(level_name(level))
     handlers: list[logging.Handler] = [stdout_handler]
     loki_handler = None
