@@ -20,7 +20,7 @@ renders the pages a backfill asks for (cursor and window sequences) before the c
 
 The first stdout line is JSON: ``{"base_url": ..., "ccxt": {exchange: config}}``.
 ``POST /_bench {"op": "prewarm" | "cache_stats" | "cache_bypass", ...}`` drives the
-additions; ``/_control`` still works as documented in ``tests/fakes/exchange_sim.py``.
+additions; ``/_control`` still works as documented in the ``simulator`` package.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from tests.fakes.exchange_dialects import Reply, Request
-from tests.fakes.exchange_prices import MARKETS, MarketSpec
-from tests.fakes.exchange_sim import EXCHANGES, ExchangeSimulator, _send
+from simulator.dialects import Reply, Request
+from simulator.prices import MARKETS, MarketSpec
+from simulator.server import EXCHANGES, ExchangeSimulator, _send
 
 _BASES = ("BTC", "ETH", "SOL")
 _LISTED_MS = 1_483_228_800_000

@@ -1,7 +1,7 @@
 """The demo's collector config: every exchange pointed at the local exchange simulator.
 
 Used by ``demo/run_demo.py``; also runnable on its own, for a simulator you started yourself
-(``python -m tests.fakes.exchange_sim --port 8900``)::
+(``python -m simulator --port 8900``)::
 
     python demo/demo_config.py --sim-url http://127.0.0.1:8900 > data/demo/config.yaml
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.fakes.exchange_sim import ExchangeSimulator  # noqa: E402
+from simulator import ExchangeSimulator  # noqa: E402
 
 # The simulator lists BTC, ETH and SOL against USDT on binance and okx, against USD on kraken.
 DEMO_SERIES: dict[str, list[dict]] = {

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 
 from tests.e2e_support import Collector, write_config
-from tests.fakes.exchange_sim import quiet_minutes, truth
+from simulator import quiet_minutes, truth
 from worker.timefmt import iso_utc, parse_iso_utc
 
 

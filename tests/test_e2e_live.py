@@ -25,7 +25,7 @@ from tests.e2e_support import (
     series_list,
     sqlite_latest,
 )
-from tests.fakes.exchange_sim import served_bar
+from simulator import served_bar
 
 ONE_MINUTE = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
 

@@ -21,7 +21,7 @@ import ccxt
 import ccxt.async_support as accxt
 import pytest
 
-from tests.fakes.exchange_sim import EXCHANGES, ExchangeSimulator, quiet_minutes, served_bar, truth
+from simulator import EXCHANGES, ExchangeSimulator, quiet_minutes, served_bar, truth
 
 MIN = 60_000
 SYMBOLS = {"binance": ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
@@ -588,7 +588,7 @@ def test_http_control_endpoint(sim: ExchangeSimulator) -> None:
 
 def test_cli_serves_and_prints_configs() -> None:
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.exchange_sim", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "--port", "0"],
                             cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         base = proc.stdout.readline().split()[-1]

@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 
-from tests.fakes.exchange_sim import ExchangeSimulator, truth
+from simulator import ExchangeSimulator, truth
 from worker.candles import Candle, SeriesKey
 from worker.exchange import ExchangeClient
 from worker.history import backfill_series

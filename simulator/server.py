@@ -4,7 +4,7 @@ Serves, on 127.0.0.1 only, the public endpoints ccxt 4.5.90 calls for
 ``load_markets()``, ``fetch_time()`` and ``fetch_ohlcv()``, under one path
 prefix per exchange, so the real ccxt works with only ``urls``/``options``
 overridden (:meth:`ExchangeSimulator.ccxt_config`). Candles come from the
-deterministic model in :mod:`tests.fakes.exchange_prices`; :func:`truth` gives
+deterministic model in :mod:`simulator.prices`; :func:`truth` gives
 the exact closed candles any request should yield.
 
 Usage::
@@ -29,7 +29,7 @@ means every exchange); ``.clear_faults(exchange=None)``; ``.faults()``;
 ``.set_rate_limit(exchange, enabled=, limit=, window=, ban_after=, ban_seconds=,
 endpoint=)``; ``.counters(exchange=None)``; ``.reset_counters()``;
 ``.requests`` (list of :class:`RequestRecord`); ``.clear_requests()``; ``.state()``.
-Module level: ``truth``, ``served_bar``, ``quiet_minutes`` (see exchange_prices).
+Module level: ``truth``, ``served_bar``, ``quiet_minutes`` (see simulator.prices).
 
 Fault kinds: ``http_500|502|503|504`` (HTML error page), ``http_429`` (HTTP 429
 + Retry-After with the exchange's rate-limit body), ``rate_limit`` (exactly
@@ -56,11 +56,10 @@ HTTP control (for a subprocess): ``GET /_control`` returns :meth:`state`;
 set_latency, set_clock_offset, add_fault, clear_faults, set_rate_limit,
 reset_counters, clear_requests, counters, faults, state, requests.
 
-Run ``python -m tests.fakes.exchange_sim --port 8900`` for a demo server.
+Run ``python -m simulator --port 8900`` for a demo server.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import socket
@@ -74,9 +73,8 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .exchange_dialects import DIALECTS, Dialect, Reply, Request, html_error, mutate_rows
-from .exchange_prices import MARKETS, quiet_minutes, served_bar, truth
-from .signals import stop_on_interrupt_or_term
+from .dialects import DIALECTS, Dialect, Reply, Request, html_error, mutate_rows
+from .prices import MARKETS, quiet_minutes, served_bar, truth
 
 __all__ = ["ExchangeSimulator", "RateLimitConfig", "RequestRecord", "EXCHANGES", "MARKETS",
            "FAULT_KINDS", "truth", "served_bar", "quiet_minutes"]
@@ -545,31 +543,3 @@ def _reset(handler: BaseHTTPRequestHandler) -> None:
         sock.close()
     except OSError:
         pass
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Serve until Ctrl-C, printing the base URL and ccxt config blocks."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8900)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
-    args = parser.parse_args(argv)
-    stop_on_interrupt_or_term()
-    sim = ExchangeSimulator(port=args.port).start()
-    sim.set_latency(args.latency)
-    print(f"exchange simulator listening on {sim.base_url}", flush=True)
-    print(f"control: GET/POST {sim.base_url}/_control", flush=True)
-    print("ccxt:", flush=True)
-    for exchange in EXCHANGES:
-        block = json.dumps(sim.ccxt_config(exchange), indent=2).replace("\n", "\n    ")
-        print(f"  {exchange}:\n    {block}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-
-
-if __name__ == "__main__":
-    main()

@@ -3,7 +3,7 @@
 Each dialect turns ``(endpoint, query, exchange clock)`` into the JSON the real
 exchange returns, field for field as ccxt 4.5.90 parses it. The comments
 cite the ccxt code path each behaviour was checked against. Faults and rate
-limiting live in :mod:`tests.fakes.exchange_sim`; a dialect only knows how to
+limiting live in :mod:`simulator.server`; a dialect only knows how to
 *render* them (status, body, headers) the way its exchange does.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .exchange_prices import (
+from .prices import (
     MINUTE_MS, Bar, MarketSpec, bar_strings, bucket_start, fmt_units, iter_bars, markets_for,
 )
 
