@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Binance's defaults in the simulator (simulator/server.py::_default_limits).
+# Binance's defaults in the simulator (simulator/limits.py::default_rate_limits).
 BINANCE_DEFAULT_LIMIT = dict(enabled=True, limit=6000, window=60, ban_after=3, ban_seconds=120)
 
 

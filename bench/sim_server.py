@@ -34,7 +34,7 @@ import time
 from urllib.parse import urlsplit
 
 from simulator.dialects import Reply, Request
-from simulator.prices import MARKETS, MarketSpec
+from simulator.markets import MARKETS, MarketSpec
 from simulator.server import EXCHANGES, ExchangeSimulator, _send
 
 _BASES = ("BTC", "ETH", "SOL")

@@ -390,7 +390,7 @@ def sim_candle_pages(sim: Any, exchange: str) -> list[tuple[Series, str | None, 
     dialects are pure functions of (query, exchange clock), so the replay is exact.
     """
     from simulator.dialects import DIALECTS, Request, mutate_rows
-    from simulator.server import BAD_ROW_KINDS
+    from simulator.faults import BAD_ROW_KINDS
 
     dialect = DIALECTS[exchange]()
     pages = []
