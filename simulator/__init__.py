@@ -27,14 +27,22 @@ ban_seconds=, endpoint=)`` (defaults in :mod:`simulator.limits`);
 ``ccxt_config(base_url, exchange)`` is ``.ccxt_config`` for a simulator in another
 process. ``truth``, ``served_bar`` and ``quiet_minutes`` say what the simulator serves.
 
+Extending it (the benchmark does): ``add_market(exchange, symbol, native_id, priced_like=)``
+lists more markets; ``ExchangeSimulator(dialects={"binance": MyBinance()})`` serves a
+subclass of a dialect (``Binance``, ``Kraken``, ``Okx``; a dialect maps a ``Request`` to a
+``Reply``); ``.add_control(path, ops)`` steers the additions over HTTP.
+
 ``python -m simulator --port 8900`` runs one on its own.
 """
 
+from .dialects import Binance, Dialect, Kraken, Okx, Reply, Request
 from .faults import FAULT_KINDS
 from .limits import RateLimitConfig, default_rate_limits
+from .markets import MarketSpec, add_market
 from .oracle import served_bar, truth
 from .prices import quiet_minutes
 from .server import EXCHANGES, ExchangeSimulator, RequestRecord, ccxt_config
 
-__all__ = ["EXCHANGES", "FAULT_KINDS", "ExchangeSimulator", "RateLimitConfig", "RequestRecord",
-           "ccxt_config", "default_rate_limits", "quiet_minutes", "served_bar", "truth"]
+__all__ = ["EXCHANGES", "FAULT_KINDS", "Binance", "Dialect", "ExchangeSimulator", "Kraken", "MarketSpec",
+           "Okx", "RateLimitConfig", "Reply", "Request", "RequestRecord", "add_market", "ccxt_config",
+           "default_rate_limits", "quiet_minutes", "served_bar", "truth"]

@@ -70,6 +70,26 @@ def market(exchange: str, symbol: str) -> MarketSpec:
     return MARKETS[(exchange, symbol)]
 
 
+def add_market(exchange: str, symbol: str, native_id: str, *, priced_like: str = "BTC",
+               price_decimals: int = 2) -> MarketSpec:
+    """List one more market on ``exchange``, priced by the model of ``priced_like`` (BTC, ETH
+    or SOL) with noise of its own, so e.g. 500 series can be served from three models.
+
+    Simulators built afterwards serve it: a dialect copies the market list when it is built.
+    Kraken's pairs come with a fixed asset table, so only binance and okx take new markets.
+    """
+    if exchange not in ("binance", "okx"):
+        raise ValueError(f"{exchange} takes no new markets; binance and okx do")
+    if priced_like not in _LISTED:
+        raise ValueError(f"no price model for {priced_like!r}; known: {sorted(_LISTED)}")
+    if (exchange, symbol) in MARKETS:
+        raise ValueError(f"{exchange} already lists {symbol}")
+    spec = MarketSpec(exchange, symbol, native_id, priced_like, price_decimals, 8,
+                      _LISTED[priced_like], _VOLUME[priced_like])
+    MARKETS[(exchange, symbol)] = spec
+    return spec
+
+
 def fmt_units(units: int, decimals: int) -> str:
     """Integer units -> fixed-point string, exactly as the dialects serve it."""
     sign = "-" if units < 0 else ""

@@ -12,6 +12,7 @@ HTTP control (for a subprocess): ``GET /_control`` returns :meth:`state`;
 ``POST /_control`` with ``{"op": "<method name>", ...kwargs}`` calls one of
 set_latency, set_clock_offset, add_fault, clear_faults, set_rate_limit,
 reset_counters, clear_requests, counters, faults, state, requests.
+:meth:`ExchangeSimulator.add_control` serves more operations the same way at another path.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import struct
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,14 +68,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ExchangeSimulator:
-    """The server plus its knobs; every knob is thread-safe and live."""
+    """The server plus its knobs; every knob is thread-safe and live.
 
-    def __init__(self, now: Callable[[], float] = time.time, port: int = 0) -> None:
+    ``dialects`` replaces built-in dialects by instances of their subclasses (by exchange
+    name), e.g. a Binance that keeps pages it rendered once.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time, port: int = 0,
+                 dialects: Mapping[str, Dialect] | None = None) -> None:
+        unknown = set(dialects or ()) - set(DIALECTS)
+        if unknown:
+            raise ValueError(f"unknown exchanges {sorted(unknown)}; known: {list(DIALECTS)}")
         self._now = now
         self._port = port
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._dialects: dict[str, Dialect] = {name: cls() for name, cls in DIALECTS.items()}
+        self._dialects.update(dialects or {})
+        self._controls: dict[str, dict[str, Callable[..., object]]] = {}
         self._latency: dict[str | None, float] = {None: 0.0}
         self._offsets: dict[str | None, int] = {None: 0}
         self._limit_cfg = default_rate_limits()
@@ -119,6 +130,19 @@ class ExchangeSimulator:
     def ccxt_config(self, exchange: str) -> dict:
         """Constructor overrides pointing ccxt at this simulator (spot only)."""
         return ccxt_config(self.base_url, exchange)
+
+    def add_control(self, path: str, ops: Mapping[str, Callable[..., object]]) -> None:
+        """Serve more JSON operations at ``path``, the way ``/_control`` serves the knobs:
+        ``POST {"op": name, **kwargs}`` answers ``{"ok": true, "result": ops[name](**kwargs)}``,
+        or HTTP 400 with ``{"ok": false, "error": ...}``.
+
+        For a harness that runs the simulator in a process of its own and has added
+        something of its own to steer (the benchmark's page cache).
+        """
+        path = "/" + path.strip("/")
+        if path == "/_control" or path.split("/")[1] in self._dialects:
+            raise ValueError(f"{path} is taken")
+        self._controls[path] = dict(ops)
 
     # ---------------------------------------------------------------- knobs --
     def set_latency(self, seconds: float | None, exchange: str | None = None) -> None:
@@ -245,6 +269,10 @@ class ExchangeSimulator:
         if url.path.rstrip("/") == "/_control":
             _send(handler, self._control(handler, method))
             return
+        ops = self._controls.get(url.path.rstrip("/"))
+        if ops is not None:
+            _send(handler, _call_op(handler, ops.get))
+            return
         exchange, _, rest = url.path.lstrip("/").partition("/")
         if exchange not in self._dialects:
             _send(handler, Reply(404, b"Not Found", content_type="text/plain"))
@@ -306,19 +334,26 @@ class ExchangeSimulator:
         """JSON control plane so a subprocess (demo, collector) can be steered."""
         if method == "GET":
             return Reply(body={"ok": True, "result": self.state()})
-        try:
-            length = int(handler.headers.get("Content-Length") or 0)
-            args = json.loads(handler.rfile.read(length) or b"{}")
-            op = args.pop("op")
-            if op not in _CONTROL_OPS:
-                raise ValueError(f"unknown op {op!r}")
-            if op == "requests":
-                return Reply(body={"ok": True, "result": [
-                    dataclasses.asdict(r) for r in self.requests[-int(args.get("limit", 1000)):]]})
-            result = getattr(self, op)(**args)
-            return Reply(body={"ok": True, "result": result})
-        except Exception as exc:                            # reported to the caller
-            return Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return _call_op(handler, self._control_op)
+
+    def _control_op(self, op: str) -> Callable[..., object] | None:
+        if op == "requests":
+            return lambda limit=1000: [dataclasses.asdict(r) for r in self.requests[-int(limit):]]
+        return getattr(self, op) if op in _CONTROL_OPS else None
+
+
+def _call_op(handler: BaseHTTPRequestHandler, lookup: Callable[[str], Callable[..., object] | None]) -> Reply:
+    """Run the operation a JSON control request names; errors go back to the caller."""
+    try:
+        length = int(handler.headers.get("Content-Length") or 0)
+        args = json.loads(handler.rfile.read(length) or b"{}")
+        op = args.pop("op")
+        call = lookup(op)
+        if call is None:
+            raise ValueError(f"unknown op {op!r}")
+        return Reply(body={"ok": True, "result": call(**args)})
+    except Exception as exc:                                # reported to the caller
+        return Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
 
 def ccxt_config(base_url: str, exchange: str) -> dict:
