@@ -1,8 +1,7 @@
 """Scenarios that run the real CLI, ``python -m supervisor``, as a subprocess.
 
 Only this path shows what the product costs as shipped: a supervisor, a forkserver and
-one worker process per exchange. The CLI runner and config writer are the e2e tests'
-own (tests/e2e_support.py).
+one worker process per exchange.
 """
 
 from __future__ import annotations
@@ -15,19 +14,9 @@ from typing import Any
 
 import psutil
 
+from bench.collector import Collector, write_config
 from bench.sim import SimProcess, throttled_counts
 from core.config import Settings
-from tests.e2e_support import Collector, write_config
-
-
-class _SimConfig:
-    """What ``write_config`` asks of a simulator: ccxt settings per exchange."""
-
-    def __init__(self, sim: SimProcess) -> None:
-        self._sim = sim
-
-    def ccxt_config(self, exchange: str) -> dict:
-        return self._sim.ccxt[exchange]
 
 
 def _ts(text: str) -> float:
@@ -82,10 +71,10 @@ class CliHistoryRun:
 def cli_history(sim: SimProcess, workdir: Path, exchanges: dict[str, dict[str, list[str]]],
                 start_ms: int, end_ms: int, timeout_s: float = 900) -> CliHistoryRun:
     workdir.mkdir(parents=True, exist_ok=True)
-    # update_interval_seconds stays at its default (60). The e2e helper sets 1, which makes
-    # the hung-worker timeout 5 x 1 s: the 5 s HISTORY heartbeat then races it, and a busy
-    # worker gets killed and restarted mid-backfill (seen: +191 requests, +50 % time).
-    config = write_config(workdir / "config.yaml", _SimConfig(sim),
+    # update_interval_seconds stays at its default (60). At 1 the hung-worker timeout would be
+    # 5 x 1 s: the 5 s HISTORY heartbeat then races it, and a busy worker gets killed and
+    # restarted mid-backfill (seen: +191 requests, +50 % time).
+    config = write_config(workdir / "config.yaml", sim.ccxt,
                           {ex: series_config(series) for ex, series in exchanges.items()},
                           settings=_settings(workdir, health_port=0, history_page_limit=1000,
                                              update_interval_seconds=60))
@@ -154,7 +143,7 @@ def cli_live_memory(sim: SimProcess, workdir: Path, exchanges: dict[str, dict[st
     preloaded modules) are not counted against it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    config = write_config(workdir / "config.yaml", _SimConfig(sim),
+    config = write_config(workdir / "config.yaml", sim.ccxt,
                           {ex: series_config(series) for ex, series in exchanges.items()},
                           settings=_settings(workdir, update_interval_seconds=1))
     sim.control("reset_counters")

@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from simulator import default_rate_limits
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# Binance's defaults in the simulator (tests/fakes/exchange_sim.py::_default_limits).
-BINANCE_DEFAULT_LIMIT = dict(enabled=True, limit=6000, window=60, ban_after=3, ban_seconds=120)
+# reset() puts Binance back to the limits a fresh simulator starts with.
+_BINANCE = default_rate_limits()["binance"]
+BINANCE_DEFAULT_LIMIT = dict(enabled=_BINANCE.enabled, limit=_BINANCE.limit, window=_BINANCE.window,
+                             ban_after=_BINANCE.ban_after, ban_seconds=_BINANCE.ban_seconds)
 
 
 class SimProcess:

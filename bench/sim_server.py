@@ -5,22 +5,23 @@ Why a separate process: the simulator is pure Python. Inside the bench process i
 share the GIL with the worker under test and slow it down.
 
 Why extra symbols: the simulator lists three symbols per exchange. The LIVE benchmark needs
-500 series, and ``ExchangeConfig`` rejects a symbol listed twice. So ``MARKETS`` gets more
-Binance markets, in this process only. They reuse the BTC/ETH/SOL price models under new
-names (``S001/USDT`` ...). The dialect only formats what the model gives it.
+500 series, and ``ExchangeConfig`` rejects a symbol listed twice. So Binance gets more
+markets (``simulator.add_market``), in this process only. They reuse the BTC/ETH/SOL price
+models under new names (``S001/USDT`` ...). The dialect only formats what the model gives it.
 
 Why a page cache: rendering a 1,000-bar kline page costs the simulator 11-20 ms of CPU,
 which is 55-100 % of a core at Binance's 50 requests/s. Closed bars never change, so a
 full page whose newest bar has closed can be served again from the bytes rendered the
-first time. Latency, the rate limiter, the counters and the faults all stay in
-``ExchangeSimulator._serve``; the cache only stands in for ``Dialect.handle``. ``prewarm``
-renders the pages a backfill asks for (cursor and window sequences) before the clock starts.
+first time. The cache is a Binance dialect (:class:`CachingBinance`): latency, the rate
+limiter, the counters and the faults all stay in the simulator, in front of it.
+``prewarm`` renders the pages a backfill asks for (cursor and window sequences) before the
+clock starts.
 
     python -m bench.sim_server --port 0 --extra-binance-symbols 100
 
 The first stdout line is JSON: ``{"base_url": ..., "ccxt": {exchange: config}}``.
 ``POST /_bench {"op": "prewarm" | "cache_stats" | "cache_bypass", ...}`` drives the
-additions; ``/_control`` still works as documented in ``tests/fakes/exchange_sim.py``.
+additions; ``/_control`` still works as documented in the ``simulator`` package.
 """
 
 from __future__ import annotations
@@ -31,15 +32,11 @@ import signal
 import sys
 import threading
 import time
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
-from tests.fakes.exchange_dialects import Reply, Request
-from tests.fakes.exchange_prices import MARKETS, MarketSpec
-from tests.fakes.exchange_sim import EXCHANGES, ExchangeSimulator, _send
+from simulator import EXCHANGES, Binance, ExchangeSimulator, Reply, Request, add_market
 
 _BASES = ("BTC", "ETH", "SOL")
-_LISTED_MS = 1_483_228_800_000
-_VOLUME = {"BTC": 3.0, "ETH": 40.0, "SOL": 600.0}
 _TF_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
           "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
           "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000}
@@ -51,25 +48,20 @@ def extra_binance_symbols(count: int) -> list[str]:
 
 
 def add_binance_markets(count: int) -> None:
-    """Must run before the simulator is built: each dialect copies MARKETS at construction."""
+    """Must run before the simulator is built: each dialect copies the markets at construction."""
     for i, symbol in enumerate(extra_binance_symbols(count)):
-        base = _BASES[i % len(_BASES)]
-        MARKETS[("binance", symbol)] = MarketSpec("binance", symbol, symbol.replace("/", ""),
-                                                  base, 2, 8, _LISTED_MS, _VOLUME[base])
+        add_market("binance", symbol, symbol.replace("/", ""), priced_like=_BASES[i % len(_BASES)])
 
 
-class BenchSimulator(ExchangeSimulator):
-    """The test simulator plus a closed-page cache for Binance klines."""
+class CachingBinance(Binance):
+    """Binance klines, with each closed full page kept as the bytes rendered the first time."""
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(port=port)
+    def __init__(self) -> None:
+        super().__init__()
         self._cache: dict[tuple, bytes] = {}
         self._cache_lock = threading.Lock()
         self._cache_stats = {"hits": 0, "misses": 0, "stored": 0}
         self._bypass = False
-        binance = self._dialects["binance"]
-        self._render = binance.handle
-        binance.handle = self._cached_handle
 
     @staticmethod
     def _key(req: Request) -> tuple | None:
@@ -79,15 +71,15 @@ class BenchSimulator(ExchangeSimulator):
         return (q.get("symbol"), q.get("interval"), q.get("limit"), q.get("startTime"),
                 q.get("endTime"))
 
-    def _cached_handle(self, req: Request) -> Reply:
+    def handle(self, req: Request) -> Reply:
         key = None if self._bypass else self._key(req)
         if key is not None:
             with self._cache_lock:
                 body = self._cache.get(key)
                 self._cache_stats["hits" if body is not None else "misses"] += 1
             if body is not None:
-                return Reply(200, body)  # a fresh Reply: _answer adds headers to it
-        reply = self._render(req)
+                return Reply(200, body)  # a fresh Reply: the simulator adds headers to it
+        reply = super().handle(req)
         if key is not None and self._closed_full_page(reply, req):
             body = json.dumps(reply.body, separators=(",", ":")).encode()
             with self._cache_lock:
@@ -104,13 +96,23 @@ class BenchSimulator(ExchangeSimulator):
         return (reply.status == 200 and isinstance(rows, list) and len(rows) == min(limit, 1000)
                 and rows[-1][6] < req.now_ms)
 
-    def prewarm(self, symbol: str, timeframe: str, start_ms: int, end_ms: int,
-                limit: int = 1000) -> dict:
+    def cache_stats(self) -> dict:
+        with self._cache_lock:
+            return {**self._cache_stats, "pages": len(self._cache),
+                    "bytes": sum(map(len, self._cache.values()))}
+
+    def cache_bypass(self, enabled: bool) -> bool:
+        self._bypass = bool(enabled)
+        return self._bypass
+
+    def prewarm(self, now_ms: Callable[[], int], symbol: str, timeframe: str, start_ms: int,
+                end_ms: int, limit: int = 1000) -> dict:
         """Render every page a backfill of [start, end) may ask for, before the clock starts.
 
         Two sequences: the since-cursor one (start, then newest bar + 1 bar: the baseline
         and a sequential backfill) and fixed windows of ``limit`` bars from the second page
         on (worker/backfill.py pages concurrently in windows once the first page is exact).
+        ``now_ms`` is the exchange clock.
         """
         native = symbol.replace("/", "")
         step = _TF_MS[timeframe]
@@ -120,7 +122,7 @@ class BenchSimulator(ExchangeSimulator):
         def page(since: int) -> list:
             query = {"symbol": native, "interval": timeframe, "limit": str(limit),
                      "startTime": str(since)}
-            reply = self._cached_handle(Request("klines", query, self.exchange_now_ms("binance")))
+            reply = self.handle(Request("klines", query, now_ms()))
             rendered.add(since)
             return json.loads(reply.body) if isinstance(reply.body, bytes) else reply.body
 
@@ -141,28 +143,16 @@ class BenchSimulator(ExchangeSimulator):
         return {"pages": needed, "rendered": len(rendered),
                 "seconds": round(time.perf_counter() - started, 3)}
 
-    def _dispatch(self, handler, method: str) -> None:
-        if urlsplit(handler.path).path.rstrip("/") != "/_bench":
-            super()._dispatch(handler, method)
-            return
-        try:
-            length = int(handler.headers.get("Content-Length") or 0)
-            args = json.loads(handler.rfile.read(length) or b"{}")
-            op = args.pop("op")
-            if op == "prewarm":
-                result = self.prewarm(**args)
-            elif op == "cache_stats":
-                with self._cache_lock:
-                    result = {**self._cache_stats, "pages": len(self._cache),
-                              "bytes": sum(map(len, self._cache.values()))}
-            elif op == "cache_bypass":
-                self._bypass = bool(args["enabled"])
-                result = self._bypass
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            _send(handler, Reply(body={"ok": True, "result": result}))
-        except Exception as exc:  # reported to the bench, which raises it
-            _send(handler, Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
+
+def bench_simulator(port: int = 0) -> ExchangeSimulator:
+    """The simulator with the caching Binance, its cache steered at ``/_bench``."""
+    binance = CachingBinance()
+    sim = ExchangeSimulator(port=port, dialects={"binance": binance})
+    sim.add_control("/_bench", {
+        "prewarm": lambda **args: binance.prewarm(lambda: sim.exchange_now_ms("binance"), **args),
+        "cache_stats": binance.cache_stats,
+        "cache_bypass": binance.cache_bypass})
+    return sim
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-binance-symbols", type=int, default=0)
     args = parser.parse_args(argv)
     add_binance_markets(args.extra_binance_symbols)
-    sim = BenchSimulator(port=args.port).start()
+    sim = bench_simulator(port=args.port).start()
     print(json.dumps({"base_url": sim.base_url,
                       "ccxt": {ex: sim.ccxt_config(ex) for ex in EXCHANGES}}), flush=True)
     stop = threading.Event()

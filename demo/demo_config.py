@@ -1,7 +1,7 @@
 """The demo's collector config: every exchange pointed at the local exchange simulator.
 
 Used by ``demo/run_demo.py``; also runnable on its own, for a simulator you started yourself
-(``python -m tests.fakes.exchange_sim --port 8900``)::
+(``python -m simulator --port 8900``)::
 
     python demo/demo_config.py --sim-url http://127.0.0.1:8900 > data/demo/config.yaml
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.fakes.exchange_sim import ExchangeSimulator  # noqa: E402
+from simulator import ccxt_config  # noqa: E402
 
 # The simulator lists BTC, ETH and SOL against USDT on binance and okx, against USD on kraken.
 DEMO_SERIES: dict[str, list[dict]] = {
@@ -32,11 +31,6 @@ DEMO_SERIES: dict[str, list[dict]] = {
 }
 
 
-def ccxt_settings(sim_url: str, exchange: str) -> dict:
-    """ccxt constructor overrides that send every request of ``exchange`` to the simulator."""
-    return ExchangeSimulator.ccxt_config(SimpleNamespace(base_url=sim_url.rstrip("/")), exchange)
-
-
 def build_config(sim_url: str, data_dir: Path, *, interval: int = 5, health_port: int = 0) -> dict:
     data_dir = Path(data_dir)
     return {
@@ -44,7 +38,7 @@ def build_config(sim_url: str, data_dir: Path, *, interval: int = 5, health_port
                      "environment": "demo", "service_name": "tda-large-collector-demo",
                      "state_dir": str(data_dir / "state")},
         "storage": {"backend": "sqlite", "sqlite": {"path": str(data_dir / "market_data.sqlite")}},
-        "exchanges": {exchange: {"ccxt": ccxt_settings(sim_url, exchange), "symbols": symbols}
+        "exchanges": {exchange: {"ccxt": ccxt_config(sim_url, exchange), "symbols": symbols}
                       for exchange, symbols in DEMO_SERIES.items()},
     }
 

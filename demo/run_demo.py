@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from demo.demo_config import write_config  # noqa: E402
-from tests.fakes.exchange_sim import ExchangeSimulator  # noqa: E402
+from simulator import ExchangeSimulator  # noqa: E402
 
 LEVEL_WIDTH = 7
 

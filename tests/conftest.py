@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def sim():
     """The exchange simulator on 127.0.0.1, wall clock, no latency."""
-    from tests.fakes.exchange_sim import ExchangeSimulator
+    from simulator import ExchangeSimulator
 
     simulator = ExchangeSimulator().start()
     yield simulator

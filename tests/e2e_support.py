@@ -304,7 +304,7 @@ def values_of(bars: dict[int, StoredBar]) -> dict[int, Values]:
 
 def truth_bars(series: Series, start_ms: int, end_ms: int, now: int | None = None) -> dict[int, Values]:
     """The simulator's closed bars with open time in [start, end), as ccxt parses them."""
-    from tests.fakes.exchange_sim import truth
+    from simulator import truth
 
     return {int(ts): (o, h, l, c, v) for ts, o, h, l, c, v in truth(*series, start_ms, end_ms, now_ms=now)}
 
@@ -389,8 +389,8 @@ def sim_candle_pages(sim: Any, exchange: str) -> list[tuple[Series, str | None, 
     (open time -> row), and the open times of the bars the fault corrupted. The simulator's
     dialects are pure functions of (query, exchange clock), so the replay is exact.
     """
-    from tests.fakes.exchange_dialects import DIALECTS, Request, mutate_rows
-    from tests.fakes.exchange_sim import BAD_ROW_KINDS
+    from simulator.dialects import DIALECTS, Request, mutate_rows
+    from simulator.faults import BAD_ROW_KINDS
 
     dialect = DIALECTS[exchange]()
     pages = []

@@ -6,8 +6,8 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 
 from core.timefmt import iso_utc, parse_iso_utc
+from simulator import quiet_minutes, truth
 from tests.e2e_support import Collector, write_config
-from tests.fakes.exchange_sim import quiet_minutes, truth
 
 
 def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator import served_bar
 from tests.e2e_support import (
     TIMEFRAME_MS,
     Collector,
@@ -25,7 +26,6 @@ from tests.e2e_support import (
     series_list,
     sqlite_latest,
 )
-from tests.fakes.exchange_sim import served_bar
 
 ONE_MINUTE = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
 

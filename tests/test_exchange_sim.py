@@ -21,7 +21,17 @@ import ccxt
 import ccxt.async_support as accxt
 import pytest
 
-from tests.fakes.exchange_sim import EXCHANGES, ExchangeSimulator, quiet_minutes, served_bar, truth
+from simulator import (
+    EXCHANGES,
+    Binance,
+    ExchangeSimulator,
+    Reply,
+    Request,
+    ccxt_config,
+    quiet_minutes,
+    served_bar,
+    truth,
+)
 
 MIN = 60_000
 SYMBOLS = {"binance": ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
@@ -586,9 +596,41 @@ def test_http_control_endpoint(sim: ExchangeSimulator) -> None:
     assert raw(sim, "/_control", {"op": "stop"})[0] == 400        # not a control op
 
 
+def test_ccxt_config_for_a_simulator_in_another_process(sim: ExchangeSimulator) -> None:
+    for ex_id in EXCHANGES:
+        assert ccxt_config(sim.base_url + "/", ex_id) == sim.ccxt_config(ex_id)
+    with pytest.raises(KeyError):
+        ccxt_config(sim.base_url, "bitmex")
+
+
+def test_dialect_subclass_and_added_control_plane() -> None:
+    class CountingBinance(Binance):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def handle(self, req: Request) -> Reply:
+            self.seen.append(req.endpoint)
+            return super().handle(req)
+
+    binance = CountingBinance()
+    with ExchangeSimulator(dialects={"binance": binance}) as server:
+        server.add_control("/_extra", {"seen": lambda last=1: binance.seen[-int(last):]})
+        assert raw(server, "/binance/api/v3/time")[0] == 200
+        server.add_fault("binance", "http_503")
+        assert raw(server, "/binance/api/v3/ping")[0] == 503          # faults stay in front
+        assert raw(server, "/_extra", {"op": "seen", "last": 5})[2] == {"ok": True, "result": ["time"]}
+        status, _, reply = raw(server, "/_extra", {"op": "add_fault"})
+        assert status == 400 and not reply["ok"]                      # only the added ops
+        with pytest.raises(ValueError):
+            server.add_control("/okx", {})
+    with pytest.raises(ValueError):
+        ExchangeSimulator(dialects={"bitmex": binance})
+
+
 def test_cli_serves_and_prints_configs() -> None:
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.exchange_sim", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "--port", "0"],
                             cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         base = proc.stdout.readline().split()[-1]

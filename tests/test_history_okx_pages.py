@@ -12,9 +12,9 @@ import math
 import time
 
 from core.series import Candle, SeriesKey
-from tests.fakes.exchange_sim import ExchangeSimulator, truth
-from worker.exchange import ExchangeClient
+from simulator import ExchangeSimulator, truth
 from worker.backfill import backfill_series
+from worker.exchange import ExchangeClient
 
 STEP = 15 * 60_000
 

@@ -10,8 +10,8 @@ import pytest
 from core.config import ExchangeConfig, Settings
 from core.series import Candle, SeriesKey
 from tests.mock_exchange import MINUTE, candle, client_for, mock_exchange
-from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.live import LiveCollector
+from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.session import ExchangeSession
 from worker.sinks.sqlite import SqliteSink
 

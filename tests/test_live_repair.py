@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from core.config import ExchangeConfig, Settings
-from core.series import SeriesKey, to_rows
-from tests.e2e_support import BQ_DATASET, BQ_PROJECT
-from tests.fakes.exchange_sim import ExchangeSimulator, truth
-from worker import history_buffer
 from core.retry import Backoff
+from core.series import SeriesKey, to_rows
+from simulator import ExchangeSimulator, truth
+from tests.e2e_support import BQ_DATASET, BQ_PROJECT
+from worker import history_buffer
 from worker.exchange import ExchangeClient
 from worker.live import LiveCollector
 from worker.session import ExchangeSession

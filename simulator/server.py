@@ -1,66 +1,21 @@
-"""Offline exchange simulator: binance / kraken / okx REST dialects for real ccxt.
+"""The simulator's HTTP server and its knobs.
 
 Serves, on 127.0.0.1 only, the public endpoints ccxt 4.5.90 calls for
 ``load_markets()``, ``fetch_time()`` and ``fetch_ohlcv()``, under one path
 prefix per exchange, so the real ccxt works with only ``urls``/``options``
 overridden (:meth:`ExchangeSimulator.ccxt_config`). Candles come from the
-deterministic model in :mod:`tests.fakes.exchange_prices`; :func:`truth` gives
-the exact closed candles any request should yield.
-
-Usage::
-
-    sim = ExchangeSimulator(now=clock).start()      # clock() -> epoch seconds
-    ex = ccxt.binance({**sim.ccxt_config("binance"), "enableRateLimit": True})
-    sim.add_fault("binance", "http_503", count=2)    # or duration=seconds
-    sim.set_latency(0.05, exchange="okx")
-    sim.set_rate_limit("binance", limit=100)         # weight per minute
-    sim.set_clock_offset(-2_500, exchange="kraken")  # exchange clock vs ours
-    sim.counters("binance"); sim.requests; sim.stop()
-
-Public API
-----------
-``ExchangeSimulator(now=time.time, port=0)``; ``.start()``, ``.stop()``, context
-manager; ``.base_url``; ``.ccxt_config(exchange)``; ``.exchange_now_ms(exchange)``;
-``.set_latency(seconds, exchange=None)``; ``.set_clock_offset(ms, exchange=None)``
-(per-exchange values override the global one; ``None`` removes an override);
-``.add_fault(exchange, kind, count=None, duration=None, endpoint=None, **params)``
-(returns an id; count and duration both None means count=1; exchange None
-means every exchange); ``.clear_faults(exchange=None)``; ``.faults()``;
-``.set_rate_limit(exchange, enabled=, limit=, window=, ban_after=, ban_seconds=,
-endpoint=)``; ``.counters(exchange=None)``; ``.reset_counters()``;
-``.requests`` (list of :class:`RequestRecord`); ``.clear_requests()``; ``.state()``.
-Module level: ``truth``, ``served_bar``, ``quiet_minutes`` (see exchange_prices).
-
-Fault kinds: ``http_500|502|503|504`` (HTML error page), ``http_429`` (HTTP 429
-+ Retry-After with the exchange's rate-limit body), ``rate_limit`` (exactly
-what the exchange's limiter answers: binance 429, kraken 200 + "EAPI:Rate
-limit exceeded", okx 429 + code 50011), ``exchange_error`` (native internal
-error: binance 503 -1008, kraken 200 "EService:Unavailable", okx 200 code
-50026), ``timeout`` (sleep ``seconds``, default 30, then answer),
-``reset`` (close the socket with RST, no response), ``garbage`` (200 with a
-non-JSON body), ``clock_offset`` (``offset_ms`` added to the exchange clock
-while active), and kline-only ``bad_null``, ``bad_negative_volume``,
-``bad_high_low``, ``bad_offgrid``, ``bad_duplicate``, ``bad_order`` (each
-corrupts the middle row of the next served candle page). ``endpoint`` limits a
-fault to endpoints containing that string (e.g. "klines", "history-candles").
-
-Rate limits (enforced with the injected clock): binance = request weight per
-fixed clock-aligned window (6000/60 s; klines 2, exchangeInfo 20, time 1),
-429 + Retry-After when exceeded; after ``ban_after`` (3) more 429s in one
-window every request gets 418 for ``ban_seconds`` (120, doubling per ban).
-kraken = token bucket of 15 requests refilled at 1/s. okx = token bucket per
-endpoint (candles 40/2 s, history-candles 20/2 s, others 20/2 s).
+deterministic model in :mod:`simulator.prices`; :func:`simulator.truth` gives
+the exact closed candles any request should yield. Faults are described in
+:mod:`simulator.faults`, the rate limiters in :mod:`simulator.limits`.
 
 HTTP control (for a subprocess): ``GET /_control`` returns :meth:`state`;
 ``POST /_control`` with ``{"op": "<method name>", ...kwargs}`` calls one of
 set_latency, set_clock_offset, add_fault, clear_faults, set_rate_limit,
 reset_counters, clear_requests, counters, faults, state, requests.
-
-Run ``python -m tests.fakes.exchange_sim --port 8900`` for a demo server.
+:meth:`ExchangeSimulator.add_control` serves more operations the same way at another path.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import socket
@@ -68,63 +23,20 @@ import struct
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .exchange_dialects import DIALECTS, Dialect, Reply, Request, html_error, mutate_rows
-from .exchange_prices import MARKETS, quiet_minutes, served_bar, truth
-from .signals import stop_on_interrupt_or_term
-
-__all__ = ["ExchangeSimulator", "RateLimitConfig", "RequestRecord", "EXCHANGES", "MARKETS",
-           "FAULT_KINDS", "truth", "served_bar", "quiet_minutes"]
+from .dialects import DIALECTS, Dialect, Reply, Request, mutate_rows
+from .faults import BAD_ROW_KINDS, FAULT_KINDS, Fault, fault_reply
+from .limits import Limiter, default_rate_limits
 
 EXCHANGES = tuple(DIALECTS)
-BAD_ROW_KINDS = frozenset({"bad_null", "bad_negative_volume", "bad_high_low", "bad_offgrid",
-                           "bad_duplicate", "bad_order"})
-FAULT_KINDS = frozenset({"http_500", "http_502", "http_503", "http_504", "http_429",
-                         "rate_limit", "exchange_error", "timeout", "reset", "garbage",
-                         "clock_offset"}) | BAD_ROW_KINDS
-_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
 _CONTROL_OPS = frozenset({"set_latency", "set_clock_offset", "add_fault", "clear_faults",
                           "set_rate_limit", "reset_counters", "clear_requests", "counters",
                           "faults", "state", "requests"})
-
-# Every ccxt binance urls["api"] entry is pointed at the simulator so that no
-# code path can leave 127.0.0.1 (unserved ones answer 404).
-_BINANCE_API_PATHS = {
-    "public": "/api/v3", "private": "/api/v3", "v1": "/api/v1", "sapi": "/sapi/v1",
-    "sapiV2": "/sapi/v2", "sapiV3": "/sapi/v3", "sapiV4": "/sapi/v4",
-    "dapiPublic": "/dapi/v1", "dapiPrivate": "/dapi/v1", "dapiPrivateV2": "/dapi/v2",
-    "dapiData": "/dapi/futures/data", "eapiPublic": "/eapi/v1", "eapiPrivate": "/eapi/v1",
-    "fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
-    "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
-    "fapiData": "/fapi/futures/data", "papi": "/papi/v1", "papiV2": "/papi/v2"}
-
-
-@dataclass
-class RateLimitConfig:
-    """Limiter settings; ``limit`` units per ``window`` seconds."""
-
-    algorithm: str = "bucket"        # "window" (binance weight) or "bucket"
-    enabled: bool = True
-    limit: float = 20.0
-    window: float = 2.0
-    ban_after: int = 0               # window: 429s tolerated per window before 418
-    ban_seconds: float = 120.0
-    per_endpoint: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-
-def _default_limits() -> dict[str, RateLimitConfig]:
-    return {
-        "binance": RateLimitConfig("window", limit=6000, window=60, ban_after=3),
-        "kraken": RateLimitConfig("bucket", limit=15, window=15),
-        "okx": RateLimitConfig("bucket", limit=20, window=2, per_endpoint={
-            "market/candles": (40, 2), "market/history-candles": (20, 2)}),
-    }
 
 
 @dataclass(frozen=True)
@@ -138,76 +50,6 @@ class RequestRecord:
     query: dict[str, str]
     endpoint: str | None
     fault: str | None
-
-
-@dataclass
-class _Fault:
-    id: int
-    exchange: str | None
-    kind: str
-    remaining: int | None
-    until: float | None
-    endpoint: str | None
-    params: dict
-
-    def live(self, now: float) -> bool:
-        return (self.remaining is None or self.remaining > 0) and (self.until is None or now < self.until)
-
-    def matches(self, exchange: str, endpoint: str | None) -> bool:
-        return (self.exchange in (None, exchange)
-                and (self.endpoint is None or (endpoint is not None and self.endpoint in endpoint)))
-
-    def consume(self) -> None:
-        if self.remaining is not None:
-            self.remaining -= 1
-
-
-class _Limiter:
-    """Binance-style fixed windows with 429 -> 418 escalation, or token buckets."""
-
-    def __init__(self, cfg: RateLimitConfig) -> None:
-        self.cfg = cfg
-        self.window_start = -1.0
-        self.used = 0.0
-        self.strikes = 0
-        self.banned_until = 0.0
-        self.ban_seconds = cfg.ban_seconds
-        self.buckets: dict[str, tuple[float, float]] = {}      # key -> (tokens, last)
-
-    def check(self, key: str, cost: float, now: float) -> tuple[str, float]:
-        """Return ("ok" | "limited" | "banned", retry_after_seconds)."""
-        if self.cfg.algorithm == "window":
-            return self._window(cost, now)
-        return self._bucket(key, cost, now) if self.cfg.enabled else ("ok", 0.0)
-
-    def _window(self, cost: float, now: float) -> tuple[str, float]:
-        if now < self.banned_until and self.cfg.enabled:
-            return "banned", self.banned_until - now
-        start = now // self.cfg.window * self.cfg.window
-        if start != self.window_start:
-            self.window_start, self.used, self.strikes = start, 0.0, 0
-        self.used += cost                   # tracked even when disabled (weight header)
-        if self.used <= self.cfg.limit or not self.cfg.enabled:
-            return "ok", 0.0
-        self.strikes += 1
-        if self.cfg.ban_after and self.strikes > self.cfg.ban_after:
-            # Binance: "repeatedly violating rate limits ... will result in an
-            # automated IP ban (HTTP status 418)", with growing durations.
-            self.banned_until = now + self.ban_seconds
-            self.ban_seconds *= 2
-            return "banned", self.banned_until - now
-        return "limited", start + self.cfg.window - now
-
-    def _bucket(self, key: str, cost: float, now: float) -> tuple[str, float]:
-        limit, window = self.cfg.per_endpoint.get(key, (self.cfg.limit, self.cfg.window))
-        rate = limit / window
-        tokens, last = self.buckets.get(key, (limit, now))
-        tokens = min(limit, tokens + max(0.0, now - last) * rate)
-        if tokens >= cost:
-            self.buckets[key] = (tokens - cost, now)
-            return "ok", 0.0
-        self.buckets[key] = (tokens, now)
-        return "limited", (cost - tokens) / rate
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -226,19 +68,29 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ExchangeSimulator:
-    """The server plus its knobs; every knob is thread-safe and live."""
+    """The server plus its knobs; every knob is thread-safe and live.
 
-    def __init__(self, now: Callable[[], float] = time.time, port: int = 0) -> None:
+    ``dialects`` replaces built-in dialects by instances of their subclasses (by exchange
+    name), e.g. a Binance that keeps pages it rendered once.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time, port: int = 0,
+                 dialects: Mapping[str, Dialect] | None = None) -> None:
+        unknown = set(dialects or ()) - set(DIALECTS)
+        if unknown:
+            raise ValueError(f"unknown exchanges {sorted(unknown)}; known: {list(DIALECTS)}")
         self._now = now
         self._port = port
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._dialects: dict[str, Dialect] = {name: cls() for name, cls in DIALECTS.items()}
+        self._dialects.update(dialects or {})
+        self._controls: dict[str, dict[str, Callable[..., object]]] = {}
         self._latency: dict[str | None, float] = {None: 0.0}
         self._offsets: dict[str | None, int] = {None: 0}
-        self._limit_cfg = _default_limits()
-        self._limiters = {ex: _Limiter(cfg) for ex, cfg in self._limit_cfg.items()}
-        self._faults: list[_Fault] = []
+        self._limit_cfg = default_rate_limits()
+        self._limiters = {ex: Limiter(cfg) for ex, cfg in self._limit_cfg.items()}
+        self._faults: list[Fault] = []
         self._next_fault_id = 1
         self._log: deque[RequestRecord] = deque(maxlen=50_000)
         self._counters: dict[str, Counter] = {ex: Counter() for ex in EXCHANGES}
@@ -246,7 +98,7 @@ class ExchangeSimulator:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle --
-    def start(self) -> "ExchangeSimulator":
+    def start(self) -> ExchangeSimulator:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
         server.sim = self                                   # type: ignore[attr-defined]
@@ -263,7 +115,7 @@ class ExchangeSimulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "ExchangeSimulator":
+    def __enter__(self) -> ExchangeSimulator:
         return self if self._server else self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -277,20 +129,20 @@ class ExchangeSimulator:
 
     def ccxt_config(self, exchange: str) -> dict:
         """Constructor overrides pointing ccxt at this simulator (spot only)."""
-        root = f"{self.base_url}/{exchange}"
-        if exchange == "binance":
-            # fetchCurrencies/fetchMargins would call signed sapi endpoints if
-            # keys were set (binance.fetch_currencies/fetch_markets).
-            return {"urls": {"api": {k: root + p for k, p in _BINANCE_API_PATHS.items()}},
-                    "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                                "fetchMargins": False}}
-        if exchange == "kraken":
-            return {"urls": {"api": {"public": root, "private": root, "zendesk": root + "/zendesk"}}}
-        if exchange == "okx":
-            # okx.sign uses urls["api"]["rest"] (with "{hostname}" imploded).
-            return {"urls": {"api": {"rest": root}, "test": {"rest": root}},
-                    "options": {"fetchMarkets": {"types": ["spot"]}}}
-        raise KeyError(exchange)
+        return ccxt_config(self.base_url, exchange)
+
+    def add_control(self, path: str, ops: Mapping[str, Callable[..., object]]) -> None:
+        """Serve more JSON operations at ``path``, the way ``/_control`` serves the knobs:
+        ``POST {"op": name, **kwargs}`` answers ``{"ok": true, "result": ops[name](**kwargs)}``,
+        or HTTP 400 with ``{"ok": false, "error": ...}``.
+
+        For a harness that runs the simulator in a process of its own and has added
+        something of its own to steer (the benchmark's page cache).
+        """
+        path = "/" + path.strip("/")
+        if path == "/_control" or path.split("/")[1] in self._dialects:
+            raise ValueError(f"{path} is taken")
+        self._controls[path] = dict(ops)
 
     # ---------------------------------------------------------------- knobs --
     def set_latency(self, seconds: float | None, exchange: str | None = None) -> None:
@@ -320,7 +172,7 @@ class ExchangeSimulator:
             count = 1
         with self._lock:
             until = None if duration is None else self._now() + float(duration)
-            fault = _Fault(self._next_fault_id, exchange, kind, count, until, endpoint, dict(params))
+            fault = Fault(self._next_fault_id, exchange, kind, count, until, endpoint, dict(params))
             self._next_fault_id += 1
             self._faults.append(fault)
             return fault.id
@@ -358,7 +210,7 @@ class ExchangeSimulator:
                     per_endpoint = {}
             cfg = dataclasses.replace(cfg, per_endpoint=per_endpoint, **changes)
             self._limit_cfg[exchange] = cfg
-            self._limiters[exchange] = _Limiter(cfg)
+            self._limiters[exchange] = Limiter(cfg)
 
     def counters(self, exchange: str | None = None) -> dict:
         """Request counts: total, per endpoint, per status, 429/418, faults."""
@@ -399,7 +251,7 @@ class ExchangeSimulator:
                     fault.consume()
         return int(now * 1000) + offset
 
-    def _take_fault(self, exchange: str, endpoint: str | None, now: float) -> _Fault | None:
+    def _take_fault(self, exchange: str, endpoint: str | None, now: float) -> Fault | None:
         self._faults = [f for f in self._faults if f.live(now)]
         candles = self._dialects[exchange].candle_endpoints
         for fault in self._faults:
@@ -416,6 +268,10 @@ class ExchangeSimulator:
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         if url.path.rstrip("/") == "/_control":
             _send(handler, self._control(handler, method))
+            return
+        ops = self._controls.get(url.path.rstrip("/"))
+        if ops is not None:
+            _send(handler, _call_op(handler, ops.get))
             return
         exchange, _, rest = url.path.lstrip("/").partition("/")
         if exchange not in self._dialects:
@@ -446,38 +302,18 @@ class ExchangeSimulator:
             return
         if fault and fault.kind == "timeout":
             self._stop_event.wait(float(fault.params.get("seconds", 30.0)))
-        reply = self._fault_reply(dialect, fault, now_ms) if fault else None
+        reply = fault_reply(dialect, fault, now_ms) if fault else None
         if reply is None:
             reply = self._answer(dialect, exchange, endpoint, query, now_ms, fault)
         with self._lock:
             counts = self._counters[exchange]
-            counts["status:%d" % reply.status] += 1
+            counts[f"status:{reply.status}"] += 1
             if reply.status in (418, 429):
                 counts[f"http_{reply.status}"] += 1
         _send(handler, reply)
 
-    @staticmethod
-    def _fault_reply(dialect: Dialect, fault: _Fault, now_ms: int) -> Reply | None:
-        kind = fault.kind
-        if kind.startswith("http_5"):
-            status = int(kind[5:])
-            return html_error(status, _REASONS[status])
-        if kind == "http_429":
-            reply = dialect.rate_limited(float(fault.params.get("retry_after", 1)), now_ms, status=429)
-            reply.headers.setdefault("Retry-After", str(int(fault.params.get("retry_after", 1))))
-            return reply
-        if kind == "rate_limit":
-            return dialect.rate_limited(float(fault.params.get("retry_after", 1)), now_ms)
-        if kind == "exchange_error":
-            return dialect.exchange_error()
-        if kind == "garbage":
-            body = fault.params.get("body", "upstream connect error or disconnect/reset before "
-                                    "headers. reset reason: connection termination<html>\x00")
-            return Reply(200, str(body).encode(), content_type="text/html")
-        return None
-
     def _answer(self, dialect: Dialect, exchange: str, endpoint: str | None,
-                query: dict[str, str], now_ms: int, fault: _Fault | None) -> Reply:
+                query: dict[str, str], now_ms: int, fault: Fault | None) -> Reply:
         if endpoint is None:
             return Reply(404, b"Not Found", content_type="text/plain")
         with self._lock:
@@ -498,19 +334,34 @@ class ExchangeSimulator:
         """JSON control plane so a subprocess (demo, collector) can be steered."""
         if method == "GET":
             return Reply(body={"ok": True, "result": self.state()})
-        try:
-            length = int(handler.headers.get("Content-Length") or 0)
-            args = json.loads(handler.rfile.read(length) or b"{}")
-            op = args.pop("op")
-            if op not in _CONTROL_OPS:
-                raise ValueError(f"unknown op {op!r}")
-            if op == "requests":
-                return Reply(body={"ok": True, "result": [
-                    dataclasses.asdict(r) for r in self.requests[-int(args.get("limit", 1000)):]]})
-            result = getattr(self, op)(**args)
-            return Reply(body={"ok": True, "result": result})
-        except Exception as exc:                            # reported to the caller
-            return Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return _call_op(handler, self._control_op)
+
+    def _control_op(self, op: str) -> Callable[..., object] | None:
+        if op == "requests":
+            return lambda limit=1000: [dataclasses.asdict(r) for r in self.requests[-int(limit):]]
+        return getattr(self, op) if op in _CONTROL_OPS else None
+
+
+def _call_op(handler: BaseHTTPRequestHandler, lookup: Callable[[str], Callable[..., object] | None]) -> Reply:
+    """Run the operation a JSON control request names; errors go back to the caller."""
+    try:
+        length = int(handler.headers.get("Content-Length") or 0)
+        args = json.loads(handler.rfile.read(length) or b"{}")
+        op = args.pop("op")
+        call = lookup(op)
+        if call is None:
+            raise ValueError(f"unknown op {op!r}")
+        return Reply(body={"ok": True, "result": call(**args)})
+    except Exception as exc:                                # reported to the caller
+        return Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def ccxt_config(base_url: str, exchange: str) -> dict:
+    """ccxt constructor overrides that send every request of ``exchange`` to the simulator
+    at ``base_url``; for a simulator running in another process."""
+    if exchange not in DIALECTS:
+        raise KeyError(exchange)
+    return DIALECTS[exchange].ccxt_config(f"{base_url.rstrip('/')}/{exchange}")
 
 
 def _set_or_clear(table: dict, exchange: str | None, value: object) -> None:
@@ -545,31 +396,3 @@ def _reset(handler: BaseHTTPRequestHandler) -> None:
         sock.close()
     except OSError:
         pass
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Serve until Ctrl-C, printing the base URL and ccxt config blocks."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8900)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
-    args = parser.parse_args(argv)
-    stop_on_interrupt_or_term()
-    sim = ExchangeSimulator(port=args.port).start()
-    sim.set_latency(args.latency)
-    print(f"exchange simulator listening on {sim.base_url}", flush=True)
-    print(f"control: GET/POST {sim.base_url}/_control", flush=True)
-    print("ccxt:", flush=True)
-    for exchange in EXCHANGES:
-        block = json.dumps(sim.ccxt_config(exchange), indent=2).replace("\n", "\n    ")
-        print(f"  {exchange}:\n    {block}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-
-
-if __name__ == "__main__":
-    main()

@@ -3,7 +3,7 @@
 Every price is a pure function of ``(exchange, symbol, minute index)``, so the
 simulator can serve *any* time range (history or the live clock) without
 storing anything, and tests can compute the exact expected answer with
-:func:`truth` instead of snapshotting server output.
+:func:`simulator.truth` instead of snapshotting server output.
 
 Model
 -----
@@ -16,7 +16,7 @@ Model
   Minute m opens at the path value at m and closes at the value at m+1.
 * All served values are integers internally (price ticks, volume units), so
   aggregation is exact and formatting to the exchange's decimal strings is
-  lossless; :func:`fmt_units` is the single formatter used for both serving
+  lossless; :func:`simulator.markets.fmt_units` is the single formatter used for both serving
   and :func:`truth`, hence ccxt's ``float(str)`` parse yields identical floats.
   (exp/sin come from the platform libm: identical within a machine, which is
   all the simulator/truth comparison needs.)
@@ -33,7 +33,7 @@ Model
   minute evaluated at the elapsed fraction ``f`` of that minute (close moves
   from open towards its final value, wicks and volume grow with ``f``), so
   high never decreases, low never increases and volume grows until the bar
-  closes, when it equals the :func:`truth` bar.
+  closes, when it equals the :func:`simulator.truth` bar.
 """
 from __future__ import annotations
 
@@ -41,76 +41,15 @@ import hashlib
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import repeat
 from operator import add, mul, sub, truediv
 
-MINUTE_MS = 60_000
+from .markets import MINUTE_MS, Bar, MarketSpec, market
+
 _M64 = (1 << 64) - 1
 
-# Bar = (open_time_ms, open, high, low, close, volume_units, trade_count);
-# prices in ticks of 10**-price_decimals, volume in 10**-volume_decimals.
-Bar = tuple[int, int, int, int, int, int, int]
-
-TIMEFRAME_MINUTES: dict[str, int] = {
-    "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
-    "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440,
-}
-
-
-@dataclass(frozen=True)
-class MarketSpec:
-    """One simulated market: identifiers, precision and listing time."""
-
-    exchange: str
-    symbol: str          # ccxt unified symbol, e.g. "BTC/USDT"
-    native_id: str       # exchange id, e.g. "BTCUSDT", "XXBTZUSD", "BTC-USDT"
-    base: str            # unified base code, drives the shared trend
-    price_decimals: int
-    volume_decimals: int
-    listed_ms: int
-    base_volume: float   # typical base volume per minute
-
-
 _BASE_LEVEL = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0}
-_LISTED = {"BTC": 1_483_228_800_000, "ETH": 1_483_228_800_000, "SOL": 1_597_104_000_000}
-_VOLUME = {"BTC": 3.0, "ETH": 40.0, "SOL": 600.0}
-
-# (exchange, unified symbol) -> (native id, price decimals)
-_MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
-    ("binance", "BTC/USDT"): ("BTCUSDT", 2),
-    ("binance", "ETH/USDT"): ("ETHUSDT", 2),
-    ("binance", "SOL/USDT"): ("SOLUSDT", 2),
-    ("kraken", "BTC/USD"): ("XXBTZUSD", 1),
-    ("kraken", "ETH/USD"): ("XETHZUSD", 2),
-    ("kraken", "SOL/USD"): ("SOLUSD", 2),
-    ("okx", "BTC/USDT"): ("BTC-USDT", 1),
-    ("okx", "ETH/USDT"): ("ETH-USDT", 2),
-    ("okx", "SOL/USDT"): ("SOL-USDT", 2),
-}
-
-
-def _build_markets() -> dict[tuple[str, str], MarketSpec]:
-    specs = {}
-    for (exchange, symbol), (native_id, decimals) in _MARKET_TABLE.items():
-        base = symbol.split("/")[0]
-        specs[(exchange, symbol)] = MarketSpec(
-            exchange, symbol, native_id, base, decimals, 8, _LISTED[base], _VOLUME[base])
-    return specs
-
-
-MARKETS: dict[tuple[str, str], MarketSpec] = _build_markets()
-
-
-def markets_for(exchange: str) -> list[MarketSpec]:
-    """All simulated markets of one exchange, in a stable order."""
-    return [spec for (ex, _), spec in MARKETS.items() if ex == exchange]
-
-
-def market(exchange: str, symbol: str) -> MarketSpec:
-    """Look up a market by exchange and unified symbol (KeyError if unknown)."""
-    return MARKETS[(exchange, symbol)]
 
 
 # ---------------------------------------------------------------- hashing --
@@ -123,7 +62,7 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _seed(*parts: str) -> int:
     """Stable 64-bit seed from strings (Python's hash() is salted per run)."""
     digest = hashlib.blake2b("|".join(parts).encode(), digest_size=8).digest()
@@ -187,7 +126,7 @@ class _Params:
         self.log_base = math.log(_BASE_LEVEL[spec.base])
         self.waves = tuple(
             (amp, 2 * math.pi / period, _unit(_mix(trend + k), 0) * 2 * math.pi)
-            for k, (period, amp) in enumerate(zip(_PERIODS, _AMPLITUDES)))
+            for k, (period, amp) in enumerate(zip(_PERIODS, _AMPLITUDES, strict=False)))
         self.asset = _seed("asset", spec.base)
         self.venue = _seed("venue", spec.exchange, spec.symbol)
         self.quiet = _seed("quiet", spec.exchange, spec.symbol)
@@ -399,64 +338,3 @@ def iter_bars(spec: MarketSpec, minutes: int, from_ms: int, now_ms: int,
         if bar is not None:
             yield bar
         ts += size * step
-
-
-# ------------------------------------------------------------- formatting --
-
-def fmt_units(units: int, decimals: int) -> str:
-    """Integer units -> fixed-point string, exactly as the dialects serve it."""
-    sign = "-" if units < 0 else ""
-    digits = str(abs(units)).rjust(decimals + 1, "0")
-    if decimals == 0:
-        return sign + digits
-    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
-
-
-def bar_strings(spec: MarketSpec, bar: Bar) -> tuple[str, str, str, str, str]:
-    """(open, high, low, close, volume) strings for a bar."""
-    p = spec.price_decimals
-    return (fmt_units(bar[1], p), fmt_units(bar[2], p), fmt_units(bar[3], p),
-            fmt_units(bar[4], p), fmt_units(bar[5], spec.volume_decimals))
-
-
-def bar_row(spec: MarketSpec, bar: Bar) -> list:
-    """[ts_ms, o, h, l, c, v] floats as ccxt parses them from the served strings."""
-    return [bar[0], *(float(s) for s in bar_strings(spec, bar))]
-
-
-def timeframe_minutes(timeframe: str) -> int:
-    """Minutes per bar for a ccxt unified timeframe ("1m" ... "1d")."""
-    try:
-        return TIMEFRAME_MINUTES[timeframe]
-    except KeyError:
-        raise ValueError(f"unsupported timeframe {timeframe!r}") from None
-
-
-def _default_now_ms() -> int:
-    import time
-    return int(time.time() * 1000)
-
-
-def truth(exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int,
-          now_ms: int | None = None) -> list[list]:
-    """Expected CLOSED candles ``[ts_ms, o, h, l, c, v]`` with open time in [start, end).
-
-    Floats are exactly what ccxt parses from the served strings. A bar is
-    closed when ``open + duration <= now_ms`` (exchange clock; defaults to the
-    wall clock, so a range reaching "now" never includes the open bar).
-    Timeframes are UTC-aligned, as ccxt requests them on every dialect.
-    """
-    spec = market(exchange, symbol)
-    minutes = timeframe_minutes(timeframe)
-    now = _default_now_ms() if now_ms is None else now_ms
-    size = minutes * MINUTE_MS
-    return [bar_row(spec, bar)
-            for bar in iter_bars(spec, minutes, start_ms, now, to_ms=end_ms - 1)
-            if bar[0] + size <= now]
-
-
-def served_bar(exchange: str, symbol: str, timeframe: str, ts_ms: int, now_ms: int) -> list | None:
-    """The bar opening at ``ts_ms`` as served at ``now_ms`` (partial if open)."""
-    spec = market(exchange, symbol)
-    bar = bar_at(spec, ts_ms, timeframe_minutes(timeframe), now_ms)
-    return None if bar is None else bar_row(spec, bar)

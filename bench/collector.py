@@ -1,0 +1,124 @@
+"""``python -m supervisor`` as a child process of the bench: its config, its JSON log lines,
+its health endpoint, and a kill that leaves no worker behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(path: Path, ccxt: dict[str, dict], exchanges: dict[str, list[dict]], *,
+                 settings: dict | None = None) -> Path:
+    """A config for the exchanges in ``exchanges``, each with its ccxt settings from ``ccxt``
+    (the simulator's), storing into SQLite next to the config file."""
+    config = {
+        "settings": {"health_port": free_port(), "environment": "bench",
+                     "state_dir": str(path.parent / "state"), **(settings or {})},
+        "storage": {"backend": "sqlite", "sqlite": {"path": str(path.parent / "md.sqlite")}},
+        "exchanges": {name: {"ccxt": ccxt[name], "symbols": symbols} for name, symbols in exchanges.items()},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class Collector:
+    """The CLI with ``--config`` and ``args``; its stdout goes to a file next to the config."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.health_port = yaml.safe_load(config.read_text())["settings"]["health_port"]
+        self.stdout_path = config.parent / f"stdout-{time.monotonic_ns()}.log"
+        self._stdout = self.stdout_path.open("w")
+        # The bench measures the collector alone: no log shipping, no BigQuery.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOKI_", "BIGQUERY_"))}
+        self.proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--config", str(config), *args],
+                                     cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+                                     stdout=self._stdout, stderr=subprocess.PIPE, text=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def events(self, name: str, **match: Any) -> list[dict[str, Any]]:
+        """The JSON log lines of event ``name`` whose fields equal ``match``, oldest first."""
+        self._stdout.flush()
+        found = []
+        for raw in self.stdout_path.read_text().splitlines():
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if line.get("event") == name and all(line.get(k) == v for k, v in match.items()):
+                found.append(line)
+        return found
+
+    def health(self) -> tuple[int, dict[str, Any]] | None:
+        """(status, body) of ``/healthz``; None while nothing answers."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout: float) -> dict[str, Any]:
+        """Until every worker has had a successful cycle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.health()
+            if answer and answer[0] == 200 and all(w["last_success"] for w in answer[1]["workers"].values()):
+                return answer[1]
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"collector exited ({self.proc.returncode}) before it was healthy: "
+                                   f"{self.proc.stderr.read()[-2000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"collector not healthy after {timeout} s")
+
+    def worker_pids(self) -> dict[str, int]:
+        answer = self.health()
+        return {name: w["pid"] for name, w in answer[1]["workers"].items()} if answer else {}
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def terminate(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor and every process it started, if it is still running."""
+        if self.proc.poll() is None:
+            try:
+                tree = psutil.Process(self.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                tree = []
+            self.proc.kill()
+            self.proc.wait(10)
+            for child in tree:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(tree, timeout=5)
+        self._stdout.close()
