@@ -51,7 +51,9 @@ table.grid th.series{position:sticky;left:0;background:#fff;text-align:left;padd
   white-space:nowrap;font-weight:normal}
 table.grid th.col{font-weight:normal;font-size:10px;color:#555;width:14px;min-width:14px}
 table.grid td.c{width:14px;min-width:14px;height:18px}
-table.grid td.n{padding:0 6px;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+table.grid th.group{font-weight:normal;font-size:11px;color:#333;text-align:left;border-left:1px solid #999;
+  padding-left:2px;white-space:nowrap;overflow:hidden;max-width:0}
+table.grid .n{padding:0 6px;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 .err{color:#b00020}
 """ + "".join(f"td.{state.css},.sw.{state.css}{{background:{colour}}}\n" for state, colour in COLOURS.items())
 
@@ -76,8 +78,23 @@ def _table(grid: CoverageGrid) -> str:
     counts = "".join(f"<th class=\"n\">{escape(name)}</th>" for name in
                      ("expected", "stored", "no trades", "unavailable", "repairable", "repaired"))
     rows = "".join(_row(row, grid) for row in grid.rows)
-    return (f"<table class=\"grid\"><thead><tr><th class=\"series\">series</th>{headers}{counts}</tr></thead>"
+    return (f"<table class=\"grid\"><thead>{_group_row(grid)}"
+            f"<tr><th class=\"series\">series</th>{headers}{counts}</tr></thead>"
             f"<tbody>{rows}</tbody></table>")
+
+
+def _group_row(grid: CoverageGrid) -> str:
+    """Dates over hour columns, months over day columns."""
+    width = 10 if grid.hourly else 7
+    groups: list[list] = []
+    for c0, _ in grid.columns:
+        label = iso_utc(c0)[:width]
+        if groups and groups[-1][0] == label:
+            groups[-1][1] += 1
+        else:
+            groups.append([label, 1])
+    cells = "".join(f"<th class=\"group\" colspan=\"{span}\">{escape(label)}</th>" for label, span in groups)
+    return f"<tr><th class=\"series\"></th>{cells}<th colspan=\"6\"></th></tr>"
 
 
 def _column_label(start_ms: int, hourly: bool) -> str:
