@@ -129,7 +129,7 @@ def series_row(series: SeriesKey, result: AuditDone | None, failure: str | None,
                 missing[index][state] = missing[index].get(state, 0) + count
             index += 1
     cells = []
-    for (c0, c1), lacks in zip(cols, missing):
+    for (c0, c1), lacks in zip(cols, missing, strict=True):
         expected = bars_between(c0, min(c1, end), series.timeframe)
         state = max(lacks) if lacks else (CellState.COMPLETE if expected else CellState.EMPTY)
         cells.append(Cell(state, expected, lacks))

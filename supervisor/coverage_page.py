@@ -103,7 +103,7 @@ def _column_label(start_ms: int, hourly: bool) -> str:
 
 
 def _row(row: SeriesRow, grid: CoverageGrid) -> str:
-    cells = "".join(_cell(cell, c0, str(row.series)) for cell, (c0, _) in zip(row.cells, grid.columns))
+    cells = "".join(_cell(cell, c0, str(row.series)) for cell, (c0, _) in zip(row.cells, grid.columns, strict=True))
     if row.error:
         numbers = f"<td class=\"n err\" colspan=\"6\">{escape(row.error[:300])}</td>"
     else:

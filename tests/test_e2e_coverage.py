@@ -64,7 +64,8 @@ def test_the_coverage_page_renders_its_grid_in_a_browser(sim, tmp_path) -> None:
     assert rgb(COLOURS[CellState.COMPLETE]) in seen and rgb(COLOURS[CellState.REPAIRABLE]) in seen
     if quiet:
         assert rgb(COLOURS[CellState.NO_TRADES]) in seen
-    assert counts[rgb(COLOURS[CellState.REPAIRABLE])] > 14 * 18                                  # a whole cell, not only its legend swatch
+    # a whole red cell (14 x 18 px), not only the legend's swatch
+    assert counts[rgb(COLOURS[CellState.REPAIRABLE])] > 14 * 18
     if DOCS_SCREENSHOT:
         shutil.copy(png, Path(DOCS_SCREENSHOT))
 

@@ -32,7 +32,7 @@ def path_value(key: str, value: str) -> str:
 
 
 def partition_dir(dataset: ExportDataset, values: tuple[str, ...], day: str) -> Path:
-    levels = [f"{key}={path_value(key, value)}" for key, value in zip(dataset.partition_by, values)]
+    levels = [f"{key}={path_value(key, value)}" for key, value in zip(dataset.partition_by, values, strict=True)]
     return Path(dataset.name, *levels, f"date={day}")
 
 
@@ -84,9 +84,9 @@ class PartitionWriter:
 
 
 def to_table(schema: pa.Schema, rows: list[tuple]) -> pa.Table:
-    columns = list(zip(*rows))
+    columns = list(zip(*rows, strict=True))
     arrays = []
-    for field, values in zip(schema, columns):
+    for field, values in zip(schema, columns, strict=True):
         if pa.types.is_timestamp(field.type):
             arrays.append(pa.array(values).cast(field.type))   # ISO text or datetimes
         else:
