@@ -12,6 +12,7 @@ from typing import Any
 WORKER_MAIN = "worker.process:worker_main"        # (spec, channel)
 PREPARE_STORE = "worker.preflight:prepare_store"  # (storage, channel, level)
 WORKER_PRELOAD = "worker.preload"                 # imported once by the forkserver
+EXPORT_MAIN = "worker.export:export_main"         # (request, channel)
 
 
 def run_entrypoint(path: str, *args: Any) -> None:

@@ -110,6 +110,8 @@ class AuditDone:
     repaired: int
     gaps: list[GapReport] = field(default_factory=list)
     error: str | None = None
+    # --repair: the gaps left once the repairable bars were written (None: no repair asked).
+    after_repair: list[GapReport] | None = None
 
 
 Message = Union[Heartbeat, SeriesDone, AuditDone]

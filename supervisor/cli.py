@@ -19,9 +19,12 @@ from typing import Any, Mapping, Sequence
 from core import exit_codes
 from core.config import AppConfig, ConfigError, load_config
 from core.entrypoints import PREPARE_STORE, WORKER_PRELOAD, run_entrypoint
+from core.exports import EXPORT_FORMATS, ExportRequest
 from core.logsetup import configure_supervisor_logging
 from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
+from supervisor.coverage_page import write_coverage_report
+from supervisor.export import run_export
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 
@@ -38,9 +41,10 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor",
                                      description="Collect OHLCV candles from exchanges into BigQuery or SQLite.")
-    parser.add_argument("--mode", choices=("live", "history", "audit"), default="live",
+    parser.add_argument("--mode", choices=("live", "history", "audit", "export"), default="live",
                         help="live: poll forever (default); history: backfill --start..--end and exit; "
-                             "audit: classify the store's gaps in --start..--end and exit")
+                             "audit: classify the store's gaps in --start..--end and exit; "
+                             "export: write the stored rows of --start..--end as files under --out")
     parser.add_argument("--repair", action="store_true",
                         help="audit: also fill the gaps the exchange can still serve")
     parser.add_argument("--start", help="HISTORY start, ISO-8601 (naive = UTC), inclusive")
@@ -50,6 +54,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="run only these configured exchanges (shard one config over containers)")
     parser.add_argument("--validate-config", action="store_true",
                         help="check the config and exit (0 valid, 2 invalid)")
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="audit: also write the coverage grid as a self-contained HTML page")
+    parser.add_argument("--out", metavar="DIR", help="export: the directory the files go under")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                        help="export: file format (default parquet)")
     return parser.parse_args(argv)
 
 
@@ -67,6 +76,12 @@ def parse_instant(text: str, flag: str) -> int:
 def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, int | None]:
     if args.repair and args.mode != "audit":
         raise UsageError("--repair only applies to --mode audit")
+    if args.report and args.mode != "audit":
+        raise UsageError("--report only applies to --mode audit")
+    if (args.out or args.format) and args.mode != "export":
+        raise UsageError("--out and --format only apply to --mode export")
+    if args.mode == "export" and not args.out:
+        raise UsageError("--mode export needs --out DIR")
     if args.mode == "live":
         if args.start or args.end:
             raise UsageError("--start and --end only apply to --mode history and --mode audit")
@@ -110,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config or os.environ.get("CONFIG_PATH") or "config.yaml"
     try:
         config = load_config(config_path)
-        exchanges = select_exchanges(config, args.exchange)
+        exchanges = (list(dict.fromkeys(args.exchange or [])) if args.mode == "export"
+                     else select_exchanges(config, args.exchange))
         start_ms, end_ms = history_range(args, int(datetime.now(timezone.utc).timestamp() * 1000))
         log_format = os.environ.get("LOG_FORMAT", "").strip().lower() or None
         if log_format is not None and log_format not in LOG_FORMATS:
@@ -124,7 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
         return exit_codes.OK
-    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, log_format=log_format)
+    if args.mode == "export":
+        assert start_ms is not None and end_ms is not None
+        request = ExportRequest(config.storage, start_ms, end_ms, args.out, args.format or "parquet",
+                                tuple(exchanges), config.settings.log_level)
+        return run_service(config, args.mode, exchanges, start_ms, end_ms, export=request, log_format=log_format)
+    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, report=args.report,
+                       log_format=log_format)
 
 
 def worker_context() -> Any:
@@ -142,7 +164,8 @@ def worker_context() -> Any:
 
 
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
-                end_ms: int | None, *, repair: bool = False, log_format: str | None = None) -> int:
+                end_ms: int | None, *, repair: bool = False, report: str | None = None,
+                export: ExportRequest | None = None, log_format: str | None = None) -> int:
     settings = config.settings
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
@@ -153,10 +176,14 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
     configure_supervisor_logging(log_queue, settings.log_level)
     health = None
     try:
-        log.info("starting %s mode for %s", mode, ", ".join(exchanges),
+        log.info("starting %s mode for %s", mode, ", ".join(exchanges) or "every exchange in the store",
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
                         "series": config.series_count(), "backend": config.storage.backend})
         ctx = worker_context()
+        if export is not None:
+            code = run_export(ctx, export, log_queue)
+            log.info("supervisor exiting with code %d", code, extra={"event": "supervisor_exit", "exit_code": code})
+            return code
         if not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
@@ -170,6 +197,9 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
                           extra={"event": "health_port_error"})
                 return exit_codes.BOOT_FAILURE
         code = arbiter.run()
+        if report and start_ms is not None and end_ms is not None:
+            if not write_coverage_report(report, arbiter.workers.values(), start_ms, end_ms, repair=repair):
+                code = code or exit_codes.HISTORY_INCOMPLETE
         log.info("supervisor exiting with code %d", code, extra={"event": "supervisor_exit", "exit_code": code})
         return code
     finally:

@@ -44,6 +44,7 @@ class AuditResult:
     gaps: list[Gap] = field(default_factory=list)
     repaired: int = 0
     error: str | None = None
+    after_repair: list[Gap] | None = None
 
     @property
     def repairable(self) -> int:
@@ -51,8 +52,12 @@ class AuditResult:
 
     def to_message(self) -> AuditDone:
         return AuditDone(tuple(self.series), self.expected, self.stored, self.repairable, self.repaired,
-                         [GapReport(g.start_ms, g.end_ms, g.missing, g.kind, g.exchange_bars)
-                          for g in self.gaps], self.error)
+                         _reports(self.gaps), self.error,
+                         None if self.after_repair is None else _reports(self.after_repair))
+
+
+def _reports(gaps: list[Gap]) -> list[GapReport]:
+    return [GapReport(g.start_ms, g.end_ms, g.missing, g.kind, g.exchange_bars) for g in gaps]
 
 
 def grid(start_ms: int, end_ms: int, timeframe: str) -> list[int]:
@@ -84,13 +89,18 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
     expected = grid(start_ms, closed_end, series.timeframe)
     stored = set(await stored_timestamps(series, start_ms, closed_end))
     result.expected, result.stored = len(expected), len(stored & set(expected))
-    result.gaps = _gaps([ts for ts in expected if ts not in stored], series.timeframe, served,
-                        outcome.unavailable)
+    missing = [ts for ts in expected if ts not in stored]
+    result.gaps = _gaps(missing, series.timeframe, served, outcome.unavailable)
     missing_served = [served[ts] for g in result.gaps if g.kind == GapKind.REPAIRABLE
                       for ts in grid(g.start_ms, g.end_ms, series.timeframe) if ts in served]
-    if repair is not None and missing_served:
-        await repair(series, missing_served)
-        result.repaired = len(missing_served)
+    if repair is not None:
+        if missing_served:
+            await repair(series, missing_served)
+            result.repaired = len(missing_served)
+        # What the store lacks once the repair is written: bars the exchange does not serve.
+        written = {c.timestamp for c in missing_served}
+        result.after_repair = _gaps([ts for ts in missing if ts not in written], series.timeframe, served,
+                                    outcome.unavailable)
     return result
 
 
