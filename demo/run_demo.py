@@ -13,7 +13,6 @@ and prints what got stored. Nothing leaves the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -30,8 +29,6 @@ if str(ROOT) not in sys.path:
 
 from demo.demo_config import write_config  # noqa: E402
 from simulator import ExchangeSimulator  # noqa: E402
-
-LEVEL_WIDTH = 7
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,26 +53,18 @@ def fresh_dir(path: Path, keep: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def pretty(line: str) -> str:
-    """One collector JSON line as ``time level source event: message``."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return line.rstrip()
-    source = record.get("exchange") or record.get("worker") or "supervisor"
-    when = str(record.get("ts", ""))[11:19]
-    return (f"{when} {str(record.get('level', '')).upper():<{LEVEL_WIDTH}} {source:<10} "
-            f"{record.get('event', '')}: {record.get('message', '')}")
-
-
-def echo(stream, raw: bool) -> None:
+def echo(stream) -> None:
     for line in stream:
-        print(line.rstrip() if raw else pretty(line), flush=True)
+        print(line.rstrip(), flush=True)
 
 
-def collector_env() -> dict[str, str]:
-    """No Loki, no BigQuery: the demo's logs go to stdout only, and its data to SQLite."""
+def collector_env(raw: bool) -> dict[str, str]:
+    """No Loki, no BigQuery: the demo's logs go to stdout only, and its data to SQLite.
+
+    The collector's stdout is a pipe here, so it would print JSON lines: the console form is
+    asked for unless ``--raw`` wants the JSON."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOKI_", "BIGQUERY_", "GOOGLE_"))}
+    env["LOG_FORMAT"] = "json" if raw else "console"
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -85,9 +74,9 @@ def run_collector(config: Path, extra: list[str], *, seconds: float | None, raw:
     """Run the CLI, echoing its stdout; LIVE (seconds given) is stopped with SIGTERM."""
     command = [sys.executable, "-m", "supervisor", "--config", str(config), *extra]
     print("$ " + " ".join(command[1:]), flush=True)
-    proc = subprocess.Popen(command, cwd=ROOT, env=collector_env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command, cwd=ROOT, env=collector_env(raw), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
-    reader = threading.Thread(target=echo, args=(proc.stdout, raw), daemon=True)
+    reader = threading.Thread(target=echo, args=(proc.stdout,), daemon=True)
     reader.start()
     try:
         if seconds is None:
