@@ -24,6 +24,7 @@ from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
+from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if settings.health_port:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,
-                                      lambda: {f"tda_loki_{k}": v for k, v in listener.stats().items()}).start()
+                                      metrics_for(arbiter, listener.stats).render,
+                                      metrics_content_type=CONTENT_TYPE).start()
             except OSError as exc:
                 log.error("cannot serve health on port %d: %s", settings.health_port, exc,
                           extra={"event": "health_port_error"})
@@ -176,6 +178,14 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if health is not None:
             health.stop()
         listener.stop()
+
+
+def metrics_for(arbiter: Arbiter, loki_stats: Any) -> CollectorMetrics:
+    settings = arbiter.config.settings
+    live = arbiter.mode == "live"
+    return CollectorMetrics(lambda: arbiter.workers.values(), loki_stats=loki_stats,
+                            stale_after_s=settings.stale_after_intervals * settings.update_interval_seconds
+                            if live else None)
 
 
 def preflight(ctx: Any, config: AppConfig, log_queue: queue.Queue) -> bool:
