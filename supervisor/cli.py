@@ -25,6 +25,7 @@ from supervisor.channels import WorkerChannel
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
+from supervisor.progress import HistoryProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
                                   log_format=log_format)
     configure_supervisor_logging(log_queue, settings.log_level)
     health = None
+    progress = HistoryProgressBar.on_terminal(sys.stdout, listener.stdout_handler) if mode == "history" else None
     try:
         log.info("starting %s mode for %s", mode, ", ".join(exchanges),
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
@@ -161,7 +163,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
-                          start_ms=start_ms, end_ms=end_ms, repair=repair)
+                          start_ms=start_ms, end_ms=end_ms, repair=repair,
+                          on_tick=progress.tick if progress is not None else None)
         if settings.health_port:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,
@@ -177,6 +180,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
     finally:
         if health is not None:
             health.stop()
+        if progress is not None:
+            progress.close()
         listener.stop()
 
 
