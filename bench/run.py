@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ccxt
 
-from bench import cli, inprocess, memprobe, pipeline
+from bench import cli, inprocess, memprobe, metrics_render, pipeline
 from bench.report import Figure, line, markdown_table, mb, rate, section
 from bench.sim import SimProcess, measure_ceiling, throttled_counts
 from bench.sim_server import extra_binance_symbols
@@ -500,8 +500,24 @@ class Bench:
         print(markdown_table(self.figures))
 
 
+METRICS_SERIES = 3000
+METRICS_RENDER_TARGET_MS = 250          # a scrape every 15 s: under 2% of one core
+
+
+def _metrics_scenario(bench: "Bench") -> None:
+    """/metrics rendered from 3,000 series' reports, and one worker's per-cycle report pickled."""
+    section(f"/metrics with {METRICS_SERIES:,} series")
+    figures = metrics_render.measure(METRICS_SERIES)
+    line(f"render: {figures.render_ms:.0f} ms (median of 20), page {figures.page_bytes / 1024:.0f} KiB; "
+         f"a {METRICS_SERIES // 3:,}-series SeriesFreshness report pickles in {figures.report_pickle_ms:.2f} ms "
+         f"({figures.report_bytes / 1024:.0f} KiB)")
+    bench.figures.append(Figure(f"/metrics render, {METRICS_SERIES:,} series", f"{figures.render_ms:.0f} ms",
+                                target=f"<= {METRICS_RENDER_TARGET_MS} ms",
+                                ok=figures.render_ms <= METRICS_RENDER_TARGET_MS))
+
+
 # In the order a full run measures them; history_cli compares against history's baseline.
-SCENARIOS = ("simulator_ceiling", "history", "history_cli", "live", "pipeline", "memory")
+SCENARIOS = ("simulator_ceiling", "history", "history_cli", "live", "pipeline", "memory", "metrics")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,7 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.header()
         for scenario in args.only or SCENARIOS:
-            getattr(bench, scenario)()
+            if scenario == "metrics":
+                _metrics_scenario(bench)
+            else:
+                getattr(bench, scenario)()
         bench.summary(started)
     finally:
         bench.close()

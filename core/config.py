@@ -72,6 +72,9 @@ class Settings(_Strict):
     shutdown_grace_seconds: PositiveFloat = 8
     # Supervisor: a worker silent for this many intervals is considered hung.
     heartbeat_timeout_intervals: PositiveInt = 5
+    # Supervisor (LIVE): a series not stored for this many intervals is stale in /healthz;
+    # when every series of an exchange is stale, /healthz answers 503.
+    stale_after_intervals: PositiveInt = 3
     # Where workers keep state that must survive a restart (spooled rows, dead letters,
     # HISTORY checkpoints); a volume in the container.
     state_dir: str = "data/state"

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Union
 
 from core.config import ExchangeConfig, Settings, StorageConfig
+from core.telemetry import HistoryProgress, RequestStats, SeriesFreshness
 
 
 class Mode(StrEnum):
@@ -76,6 +77,9 @@ class Heartbeat:
     rows_written: int = 0
     rows_rejected: int = 0
     last_success: float | None = None
+    requests: RequestStats | None = None        # HTTP requests to the exchange
+    spool_rows: int = 0                         # LIVE: rows waiting for the store
+    history: HistoryProgress | None = None      # HISTORY: bars done of bars to do
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class AuditDone:
     after_repair: list[GapReport] | None = None
 
 
-Message = Union[Heartbeat, SeriesDone, AuditDone]
+Message = Union[Heartbeat, SeriesDone, AuditDone, SeriesFreshness]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from core import exit_codes
 from core.config import AppConfig
 from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
+from supervisor.freshness import add_freshness
 from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import WorkerHandle
 
@@ -216,4 +217,10 @@ class Arbiter:
         workers = {w.exchange_id: w.snapshot(now, self.heartbeat_timeout_s) for w in self.workers.values()}
         finished_ok = self.one_shot
         healthy = all(w["healthy"] or (finished_ok and w["state"] == WorkerState.DONE) for w in workers.values())
-        return {"status": "ok" if healthy else "degraded", "mode": self.mode, "workers": workers}
+        snapshot = {"status": "ok", "mode": self.mode, "workers": workers}
+        if self.mode == Mode.LIVE:
+            settings = self.config.settings
+            stale_after_s = settings.stale_after_intervals * settings.update_interval_seconds
+            healthy &= not add_freshness(snapshot, self.workers.values(), now, stale_after_s)
+        snapshot["status"] = "ok" if healthy else "degraded"
+        return snapshot

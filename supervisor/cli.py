@@ -27,6 +27,8 @@ from supervisor.coverage_page import write_coverage_report
 from supervisor.export import run_export
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
+from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
+from supervisor.progress import HistoryProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,7 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
                                   log_format=log_format)
     configure_supervisor_logging(log_queue, settings.log_level)
     health = None
+    progress = HistoryProgressBar.on_terminal(sys.stdout, listener.stdout_handler) if mode == "history" else None
     try:
         log.info("starting %s mode for %s", mode, ", ".join(exchanges) or "every exchange in the store",
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
@@ -187,11 +190,13 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
-                          start_ms=start_ms, end_ms=end_ms, repair=repair)
+                          start_ms=start_ms, end_ms=end_ms, repair=repair,
+                          on_tick=progress.tick if progress is not None else None)
         if settings.health_port:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,
-                                      lambda: {f"tda_loki_{k}": v for k, v in listener.stats().items()}).start()
+                                      metrics_for(arbiter, listener.stats).render,
+                                      metrics_content_type=CONTENT_TYPE).start()
             except OSError as exc:
                 log.error("cannot serve health on port %d: %s", settings.health_port, exc,
                           extra={"event": "health_port_error"})
@@ -205,7 +210,17 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
     finally:
         if health is not None:
             health.stop()
+        if progress is not None:
+            progress.close()
         listener.stop()
+
+
+def metrics_for(arbiter: Arbiter, loki_stats: Any) -> CollectorMetrics:
+    settings = arbiter.config.settings
+    live = arbiter.mode == "live"
+    return CollectorMetrics(lambda: arbiter.workers.values(), loki_stats=loki_stats,
+                            stale_after_s=settings.stale_after_intervals * settings.update_interval_seconds
+                            if live else None)
 
 
 def preflight(ctx: Any, config: AppConfig, log_queue: queue.Queue) -> bool:

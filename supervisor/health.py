@@ -1,4 +1,7 @@
-"""``GET /healthz`` (JSON, 200 or 503) and ``GET /metrics`` (Prometheus text) on one port."""
+"""``GET /healthz`` (JSON, 200 or 503) and ``GET /metrics`` (Prometheus text) on one port.
+
+The page of /metrics comes from :class:`supervisor.metrics.CollectorMetrics`.
+"""
 
 from __future__ import annotations
 
@@ -12,36 +15,12 @@ log = logging.getLogger(__name__)
 
 Snapshot = Callable[[], dict[str, Any]]
 
-_METRICS = (
-    ("tda_worker_up", "gauge", "1 when the worker process is alive and reporting", "healthy"),
-    ("tda_worker_restarts_total", "counter", "Worker restarts since the supervisor started", "restarts"),
-    ("tda_rows_written_total", "counter", "Rows written to the store", "rows_written"),
-    ("tda_rows_rejected_total", "counter", "Candles or rows rejected as invalid", "rows_rejected"),
-    ("tda_worker_rss_bytes", "gauge", "Resident set size of the worker process", "rss_bytes"),
-    ("tda_worker_uss_bytes", "gauge", "Unique set size of the worker process", "uss_bytes"),
-    ("tda_worker_last_success_timestamp_seconds", "gauge", "When a cycle last stored data", "last_success"),
-)
-
-
-def render_metrics(snapshot: dict[str, Any], extra: dict[str, float] | None = None) -> str:
-    lines = []
-    for name, kind, help_text, key in _METRICS:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        for exchange, worker in snapshot["workers"].items():
-            value = worker.get(key)
-            if value is None:
-                continue
-            lines.append(f'{name}{{exchange="{exchange}"}} {float(value):g}')
-    for name, value in (extra or {}).items():
-        lines += [f"# TYPE {name} untyped", f"{name} {float(value):g}"]
-    return "\n".join(lines) + "\n"
-
-
 class HealthServer:
-    def __init__(self, port: int, snapshot: Snapshot, extra_metrics: Callable[[], dict[str, float]],
-                 host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, snapshot: Snapshot, metrics: Callable[[], bytes],
+                 host: str = "0.0.0.0", metrics_content_type: str = "text/plain; version=0.0.4") -> None:
         self._snapshot = snapshot
-        self._extra = extra_metrics
+        self._metrics = metrics
+        self._metrics_type = metrics_content_type
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,13 +45,13 @@ class HealthServer:
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         try:
-            snapshot = self._snapshot()
-            if request.path.split("?")[0] == "/healthz":
+            path = request.path.split("?")[0]
+            if path == "/healthz":
+                snapshot = self._snapshot()
                 body = json.dumps(snapshot, default=str).encode()
                 status, ctype = (200 if snapshot["status"] == "ok" else 503), "application/json"
-            elif request.path.split("?")[0] == "/metrics":
-                body = render_metrics(snapshot, self._extra()).encode()
-                status, ctype = 200, "text/plain; version=0.0.4"
+            elif path == "/metrics":
+                body, status, ctype = self._metrics(), 200, self._metrics_type
             else:
                 body, status, ctype = b"not found\n", 404, "text/plain"
         except Exception as exc:  # a health probe must never take the supervisor down

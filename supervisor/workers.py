@@ -12,8 +12,10 @@ import psutil
 
 from core.entrypoints import WORKER_MAIN, run_entrypoint
 from core.protocol import AuditDone, Envelope, Heartbeat, Mode, SeriesDone, SeriesId, WorkerSpec, WorkerState
+from core.telemetry import SeriesFreshness
 from supervisor.channels import WorkerChannel
 from supervisor.restarts import RestartBackoff
+from supervisor.telemetry import WorkerTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class WorkerHandle:
     # HISTORY: the last report per series, kept across restarts.
     series_results: dict[SeriesId, SeriesDone] = field(default_factory=dict)
     audit_results: dict[SeriesId, AuditDone] = field(default_factory=dict)
+    # Requests, spool, HISTORY progress, per-series freshness: /metrics and /healthz.
+    telemetry: WorkerTelemetry = field(default_factory=WorkerTelemetry)
     # Counters of the earlier runs of this worker, so totals survive restarts.
     _carried_rows: tuple[int, int] = (0, 0)
 
@@ -65,6 +69,8 @@ class WorkerHandle:
                                    daemon=False)
         self.process.start()
         self.state, self.started_at, self.last_heartbeat = WorkerState.RUNNING, now, now
+        if self.telemetry.watch_since is None:
+            self.telemetry.watch_since = now
         self.next_start_at, self.exit_code, self.recycle = None, None, False
         log.info("started worker %s (pid %s)", self.exchange_id, self.pid,
                  extra={"event": "worker_spawned", "worker": self.exchange_id, "pid": self.pid,
@@ -111,6 +117,7 @@ class WorkerHandle:
             self.channel.close()
             self.channel = None
         self._carried_rows = (self.rows_written, self.rows_rejected)
+        self.telemetry.on_exit()
         self.exit_code = code
         return code
 
@@ -127,6 +134,9 @@ class WorkerHandle:
             self.rows_rejected = rejected + message.rows_rejected
             if message.last_success:
                 self.last_success = message.last_success
+            self.telemetry.on_heartbeat(message, now)
+        elif isinstance(message, SeriesFreshness):
+            self.telemetry.on_freshness(message)
         elif isinstance(message, SeriesDone):
             self.series_results[message.series] = message
         elif isinstance(message, AuditDone):

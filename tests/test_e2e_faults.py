@@ -304,12 +304,12 @@ def test_loki_dead_for_30_s_delays_nothing_and_its_lines_arrive_once_it_is_back(
         cycles = [iso_ms(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)]
         gaps = [b - a for a, b in zip(cycles, cycles[1:])]
         assert len(cycles) >= 20 and max(gaps) < 2_000, (exchange, gaps)
-    assert counters["tda_loki_retries"] > 0, counters
+    assert counters["tda_loki_retries_total"] > 0, counters
     # every line written to stdout while Loki was dead reached Loki once it was back
     stdout = [(l["ts"], l["message"]) for l in collector.lines() if dead_from <= iso_ms(l["ts"]) < back_at]
     shipped = {(d["ts"], d["message"]) for d in (json.loads(line) for _, _, line in loki.entries())}
     lost = [line for line in stdout if line not in shipped]
-    assert not lost, {"lost": len(lost), "of": len(stdout), "dropped": counters.get("tda_loki_dropped"),
+    assert not lost, {"lost": len(lost), "of": len(stdout), "dropped": counters.get("tda_loki_dropped_total"),
                       "first": lost[:3]}
 
 

@@ -32,6 +32,7 @@ from worker.errors import (
     RateLimited,
     UnsupportedSeries,
 )
+from worker.request_meter import RequestMeter
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class ExchangeClient:
         self._aborted: asyncio.Event | None = None
         self._cooldown_until = 0.0  # on our clock: no request before this after a 429
         self._clock_sample: asyncio.Future | None = None
+        self.requests = RequestMeter()  # every HTTP request: outcome, latency, 429/418
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class ExchangeClient:
             self._exchange = self._factory(dict(self._settings))
         except Exception as exc:  # ccxt raises plain Python errors for bad constructor settings
             raise ExchangeSetupError(f"cannot build ccxt exchange {self.exchange_id!r}: {exc}") from exc
+        if hasattr(self._exchange, "fetch"):
+            self.requests.instrument(self._exchange)  # inside the cooldown: latency of the request alone
         self._hold_requests_during_cooldown()
         await self._call("load_markets")
 

@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass, field
 
 from core.protocol import SeriesDone, SeriesStatus
-from core.series import SeriesKey
+from core.series import Candle, SeriesKey
 from worker.backfill import SeriesOutcome, backfill_series
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.errors import CollectorError
 from worker.history_buffer import HistoryBuffer
+from worker.history_progress import ProgressTally
 from worker.session import ExchangeSession, series_extra
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class HistoryRun:
         self.settings = session.settings
         self.checkpoint = checkpoint or HistoryCheckpoint(None)
         self.buffer = HistoryBuffer(session.write, session.settings.history_flush_rows, clock=session.clock)
+        self.progress = ProgressTally(0, 0)
 
     async def run(self, start_ms: int, end_ms: int,
                   resume_from: dict[SeriesKey, int] | None = None) -> HistoryReport:
@@ -54,6 +56,10 @@ class HistoryRun:
         if resuming:
             log.info("resuming: %d of %d series have progress from an earlier run", resuming,
                      len(session.series), extra={"event": "history_resume"})
+        self.progress = ProgressTally(start_ms, end_ms)
+        for s in session.series:
+            self.progress.begin(s, max(start_ms, resume_from.get(s, start_ms)))
+        session.history_progress = self.progress.snapshot
         report = HistoryReport(skipped=list(session.skipped))
         for series, reason in session.skipped:
             session.report(SeriesDone(tuple(series), SeriesStatus.SKIPPED, start_ms, error=reason))
@@ -90,13 +96,18 @@ class HistoryRun:
             confirmed[series] = mark
         return confirmed
 
+    async def _emit(self, series: SeriesKey, candles: list[Candle]) -> None:
+        self.progress.fetched(series, candles)
+        await self.buffer.add(series, candles)
+
     async def _backfill(self, series: SeriesKey, start_ms: int, end_ms: int) -> SeriesOutcome:
         outcome = await backfill_series(self.session.client, series, start_ms, end_ms,
                                         page_limit=self.settings.history_page_limit,
-                                        emit=self.buffer.add,
+                                        emit=self._emit,
                                         should_stop=lambda: self.session.stopping,
                                         concurrency=self.settings.max_concurrent_requests)
         self.session.stats.rows_rejected += outcome.rejected
+        self.progress.ended(series)
         log.info("%s: %s, %d candles in %d pages", series, outcome.status, outcome.candles,
                  outcome.pages, extra=series_extra(series, "history_series_done",
                                                    status=outcome.status, rows=outcome.candles,

@@ -15,7 +15,8 @@ from typing import Sequence
 
 from core.protocol import SeriesStatus
 from core.series import Candle, OhlcvRow, SeriesKey, to_rows
-from core.timeframes import bar_start
+from core.telemetry import DATASET_OHLCV, SeriesFreshness
+from core.timeframes import bar_start, next_bar_start
 from worker.backfill import SeriesOutcome, backfill_series
 from worker.candles import parse_candles
 from worker.errors import CollectorError, SinkUnavailable, TransientError
@@ -51,6 +52,11 @@ class LiveCollector:
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
         self._needs_repair: dict[SeriesKey, int | None] = {}
+        # For the supervisor's freshness and lag: when each series was last stored, and the
+        # open time of its newest stored closed bar; the series changed since the last report.
+        self._last_success: dict[SeriesKey, float] = {}
+        self._newest_closed: dict[SeriesKey, int] = {}
+        self._changed: set[SeriesKey] = set()
 
     @property
     def stats(self) -> WorkerStats:
@@ -61,6 +67,8 @@ class LiveCollector:
         async with self.session.heartbeat():
             rows = await self._repair(self.session.series)
             await self._write_live(rows)
+        self.stats.spool_rows = len(self.spool)
+        self._report_freshness()
 
     async def cycle(self) -> None:
         """One cycle, telling the supervisor it is alive while it waits on the exchange or store."""
@@ -75,8 +83,12 @@ class LiveCollector:
         rows = [row for series_rows, _ in results for row in series_rows]
         written = await self._write_live(repaired + rows)
         if written:
+            stored_at = self.session.clock()
             for s, bars in ((s, bars) for s, (_, bars) in zip(series, results) if bars):
                 self._policy.written(s, bars)
+                self._stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
+        self.stats.spool_rows = len(self.spool)
+        self._report_freshness()
         failures = sum(1 for _, bars in results if bars is None)
         self.stats.cycles += 1
         if written and failures < len(series):
@@ -106,6 +118,24 @@ class LiveCollector:
         bars = classify_live_bars(batch.candles, series.timeframe, now_ms)
         candles = self._policy.select(series, bars)
         return to_rows(series, candles, int(self.session.clock() * 1000)), bars
+
+    # -- freshness, for the supervisor's /metrics and /healthz ------------------------------
+
+    def _stored(self, series: SeriesKey, at: float | None, newest_closed_ms: int | None) -> None:
+        if at is not None:
+            self._last_success[series] = at
+        if newest_closed_ms is not None and newest_closed_ms > self._newest_closed.get(series, -1):
+            self._newest_closed[series] = newest_closed_ms
+        self._changed.add(series)
+
+    def _report_freshness(self) -> None:
+        """One message per cycle, with the series whose state changed."""
+        if not self._changed:
+            return
+        entries = [(s.symbol, s.timeframe, DATASET_OHLCV, self._last_success.get(s), self._newest_closed.get(s))
+                   for s in self._changed]
+        self._changed = set()
+        self.session.report(SeriesFreshness(entries))
 
     # -- writing: spool first, then this cycle's rows ---------------------------------------
 
@@ -157,6 +187,11 @@ class LiveCollector:
             return []
         starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
         now_ms = int(self.session.clock() * 1000)
+        for s, last_ms in watermarks.items():
+            # The newest stored bar may have been stored while open: then the one before is
+            # the newest closed one.
+            closed = last_ms if next_bar_start(last_ms, s.timeframe) <= now_ms else bar_start(last_ms - 1, s.timeframe)
+            self._stored(s, None, closed)
         floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
         repaired = RepairRows(now_ms)
         outcomes = await asyncio.gather(*(

@@ -13,12 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from core.config import ExchangeConfig, Settings
 from core.protocol import Heartbeat, Message
 from core.series import OhlcvRow, SeriesKey
+from core.telemetry import HistoryProgress
 from worker.candles import ParsedBatch, log_rejections
 from worker.errors import SinkRejected
 from worker.exchange import ExchangeClient
@@ -37,9 +38,10 @@ class WorkerStats:
     cycles: int = 0
     cycle_errors: int = 0
     last_success: float | None = None
+    spool_rows: int = 0
 
     def heartbeat(self) -> Heartbeat:
-        return Heartbeat(self.rows_written, self.rows_rejected, self.last_success)
+        return Heartbeat(self.rows_written, self.rows_rejected, self.last_success, spool_rows=self.spool_rows)
 
 
 def series_extra(series: SeriesKey, event: str, **fields: Any) -> dict[str, Any]:
@@ -74,6 +76,8 @@ class ExchangeSession:
         self.clock = clock
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(None)
         self.stopping = False
+        # HISTORY: where the run stands, sent with every heartbeat.
+        self.history_progress: Callable[[], HistoryProgress] | None = None
 
     async def open(self) -> None:
         """Open the exchange, keep the series it offers, prepare the store."""
@@ -105,7 +109,10 @@ class ExchangeSession:
         self.client.abort_retries()
 
     def beat(self) -> None:
-        self.report(self.stats.heartbeat())
+        meter = getattr(self.client, "requests", None)
+        self.report(replace(self.stats.heartbeat(),
+                            requests=meter.snapshot() if meter is not None else None,
+                            history=self.history_progress() if self.history_progress else None))
 
     @contextlib.asynccontextmanager
     async def heartbeat(self) -> AsyncIterator[None]:
