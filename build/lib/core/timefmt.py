@@ -1,0 +1,26 @@
+"""Timestamps as text: fixed-width ISO-8601 UTC, so that text order is time order."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from functools import lru_cache
+
+
+def iso_utc(ms: int) -> str:
+    """``2024-01-01T00:00:00.000Z`` from epoch milliseconds."""
+    days, ms_of_day = divmod(int(ms), 86_400_000)
+    seconds, millis = divmod(ms_of_day, 1000)
+    hours, rest = divmod(seconds, 3600)
+    return f"{_date_prefix(days)}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=1024)
+def _date_prefix(days: int) -> str:
+    """``YYYY-MM-DDT`` of a day since the epoch; rows of a batch mostly share a few days."""
+    return time.strftime("%Y-%m-%dT", time.gmtime(days * 86_400))
+
+
+def parse_iso_utc(text: str) -> int:
+    """Epoch milliseconds from text written by :func:`iso_utc` (or any ISO-8601 with offset)."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)

@@ -1,0 +1,12 @@
+"""REST dialects served by the exchange simulator: Binance spot, Kraken and OKX."""
+from __future__ import annotations
+
+from .base import BadRequest, Dialect, Mutator, Reply, Request, RowLayout, html_error, mutate_rows
+from .binance import Binance
+from .kraken import Kraken
+from .okx import Okx
+
+DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx}
+
+__all__ = ["DIALECTS", "BadRequest", "Binance", "Dialect", "Kraken", "Mutator", "Okx", "Reply", "Request",
+           "RowLayout", "html_error", "mutate_rows"]

@@ -1,0 +1,106 @@
+"""The simulated markets: identifiers, precision and listing time, and the formatting of a
+bar's integer units into the decimal strings an exchange serves.
+
+Prices and volumes are integers (ticks of ``10**-price_decimals``, units of
+``10**-volume_decimals``) everywhere inside the simulator; :func:`fmt_units` is the single
+formatter used both for serving and for ``truth()``, hence ccxt's ``float(str)`` parse of
+a served value equals the expected value exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MINUTE_MS = 60_000
+
+# Bar = (open_time_ms, open, high, low, close, volume_units, trade_count);
+# prices in ticks of 10**-price_decimals, volume in 10**-volume_decimals.
+Bar = tuple[int, int, int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    """One simulated market: identifiers, precision and listing time."""
+
+    exchange: str
+    symbol: str          # ccxt unified symbol, e.g. "BTC/USDT"
+    native_id: str       # exchange id, e.g. "BTCUSDT", "XXBTZUSD", "BTC-USDT"
+    base: str            # unified base code, drives the shared trend
+    price_decimals: int
+    volume_decimals: int
+    listed_ms: int
+    base_volume: float   # typical base volume per minute
+
+
+_LISTED = {"BTC": 1_483_228_800_000, "ETH": 1_483_228_800_000, "SOL": 1_597_104_000_000}
+_VOLUME = {"BTC": 3.0, "ETH": 40.0, "SOL": 600.0}
+
+# (exchange, unified symbol) -> (native id, price decimals)
+_MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
+    ("binance", "BTC/USDT"): ("BTCUSDT", 2),
+    ("binance", "ETH/USDT"): ("ETHUSDT", 2),
+    ("binance", "SOL/USDT"): ("SOLUSDT", 2),
+    ("kraken", "BTC/USD"): ("XXBTZUSD", 1),
+    ("kraken", "ETH/USD"): ("XETHZUSD", 2),
+    ("kraken", "SOL/USD"): ("SOLUSD", 2),
+    ("okx", "BTC/USDT"): ("BTC-USDT", 1),
+    ("okx", "ETH/USDT"): ("ETH-USDT", 2),
+    ("okx", "SOL/USDT"): ("SOL-USDT", 2),
+}
+
+
+def _build_markets() -> dict[tuple[str, str], MarketSpec]:
+    specs = {}
+    for (exchange, symbol), (native_id, decimals) in _MARKET_TABLE.items():
+        base = symbol.split("/")[0]
+        specs[(exchange, symbol)] = MarketSpec(
+            exchange, symbol, native_id, base, decimals, 8, _LISTED[base], _VOLUME[base])
+    return specs
+
+
+MARKETS: dict[tuple[str, str], MarketSpec] = _build_markets()
+
+
+def markets_for(exchange: str) -> list[MarketSpec]:
+    """All simulated markets of one exchange, in a stable order."""
+    return [spec for (ex, _), spec in MARKETS.items() if ex == exchange]
+
+
+def market(exchange: str, symbol: str) -> MarketSpec:
+    """Look up a market by exchange and unified symbol (KeyError if unknown)."""
+    return MARKETS[(exchange, symbol)]
+
+
+def add_market(exchange: str, symbol: str, native_id: str, *, priced_like: str = "BTC",
+               price_decimals: int = 2) -> MarketSpec:
+    """List one more market on ``exchange``, priced by the model of ``priced_like`` (BTC, ETH
+    or SOL) with noise of its own, so e.g. 500 series can be served from three models.
+
+    Simulators built afterwards serve it: a dialect copies the market list when it is built.
+    Kraken's pairs come with a fixed asset table, so only binance and okx take new markets.
+    """
+    if exchange not in ("binance", "okx"):
+        raise ValueError(f"{exchange} takes no new markets; binance and okx do")
+    if priced_like not in _LISTED:
+        raise ValueError(f"no price model for {priced_like!r}; known: {sorted(_LISTED)}")
+    if (exchange, symbol) in MARKETS:
+        raise ValueError(f"{exchange} already lists {symbol}")
+    spec = MarketSpec(exchange, symbol, native_id, priced_like, price_decimals, 8,
+                      _LISTED[priced_like], _VOLUME[priced_like])
+    MARKETS[(exchange, symbol)] = spec
+    return spec
+
+
+def fmt_units(units: int, decimals: int) -> str:
+    """Integer units -> fixed-point string, exactly as the dialects serve it."""
+    sign = "-" if units < 0 else ""
+    digits = str(abs(units)).rjust(decimals + 1, "0")
+    if decimals == 0:
+        return sign + digits
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
+
+
+def bar_strings(spec: MarketSpec, bar: Bar) -> tuple[str, str, str, str, str]:
+    """(open, high, low, close, volume) strings for a bar."""
+    p = spec.price_decimals
+    return (fmt_units(bar[1], p), fmt_units(bar[2], p), fmt_units(bar[3], p),
+            fmt_units(bar[4], p), fmt_units(bar[5], spec.volume_decimals))

@@ -1,0 +1,52 @@
+"""Where a HISTORY range stands per series, saved after every durable write.
+
+A backfill killed halfway and started again with the same range continues from here instead
+of fetching everything again. Bars before a series' mark are stored (or the exchange has
+none); the mark only moves after the store confirmed the write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from core.series import SeriesKey
+
+
+class Mark(NamedTuple):
+    covered_until: int       # the series is done before this instant
+    last_bar: int | None     # the newest bar written, to check that the store still has it
+
+
+class HistoryCheckpoint:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    @classmethod
+    def for_range(cls, state_dir: str | Path, exchange_id: str, start_ms: int, end_ms: int,
+                  store_identity: str) -> "HistoryCheckpoint":
+        """One file per exchange, range and store: progress into one store says nothing of another."""
+        store = hashlib.sha1(store_identity.encode()).hexdigest()[:10]
+        return cls(Path(state_dir) / f"history-{exchange_id}-{start_ms}-{end_ms}-{store}.json")
+
+    def load(self) -> dict[SeriesKey, Mark]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            entries = json.loads(self.path.read_text(encoding="utf-8"))
+            return {SeriesKey(*e["series"]): Mark(int(e["covered_until"]), e.get("last_bar"))
+                    for e in entries}
+        except (ValueError, KeyError, TypeError):
+            return {}  # unreadable: start over, which costs requests but loses nothing
+
+    def save(self, marks: dict[SeriesKey, Mark]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([{"series": list(k), "covered_until": m.covered_until,
+                                    "last_bar": m.last_bar} for k, m in sorted(marks.items())]))
+        os.replace(tmp, self.path)  # atomic: a crash leaves the old file or the new one

@@ -1,0 +1,230 @@
+"""LIVE: every interval, the last closed bar and the open one of every series, forever.
+
+A cycle fetches every series at once and writes the whole cycle in one batch. When the store
+is down the rows wait in the spool, in order, and go first once it is back. When the
+exchange is down, or the spool overflows, the series is marked for repair: the next cycle
+backfills it from its last stored bar, through the same write path as the cycle's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Sequence
+
+from core.protocol import SeriesStatus
+from core.series import Candle, OhlcvRow, SeriesKey, to_rows
+from core.telemetry import DATASET_OHLCV, SeriesFreshness
+from core.timeframes import bar_start, next_bar_start
+from worker.backfill import SeriesOutcome, backfill_series
+from worker.candles import parse_candles
+from worker.errors import CollectorError, SinkUnavailable, TransientError
+from worker.live_bars import LiveBars, LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.session import ExchangeSession, WorkerStats, series_extra
+from worker.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class RepairRows:
+    """The rows a gap repair fetched, kept until the cycle writes them with its own.
+
+    Repairs write through the LIVE path (spool on failure), never on their own: a store
+    outage during a repair must leave the rows in the spool, not in a write nobody awaits.
+    """
+
+    def __init__(self, clock_ms: int) -> None:
+        self._ingested_at = clock_ms
+        self.rows: list[OhlcvRow] = []
+
+    async def add(self, series: SeriesKey, candles: list[Candle]) -> None:
+        self.rows.extend(to_rows(series, candles, self._ingested_at))
+
+
+class LiveCollector:
+    def __init__(self, session: ExchangeSession, spool: Spool | None = None) -> None:
+        self.session = session
+        self.settings = session.settings
+        self.spool = spool if spool is not None else Spool(None, session.settings.spool_max_rows)
+        self._policy = LiveWritePolicy()
+        # Series with a gap to repair, and where it starts when known (None: the store's newest
+        # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
+        # newest bar lies past the gap.
+        self._needs_repair: dict[SeriesKey, int | None] = {}
+        # For the supervisor's freshness and lag: when each series was last stored, and the
+        # open time of its newest stored closed bar; the series changed since the last report.
+        self._last_success: dict[SeriesKey, float] = {}
+        self._newest_closed: dict[SeriesKey, int] = {}
+        self._changed: set[SeriesKey] = set()
+
+    @property
+    def stats(self) -> WorkerStats:
+        return self.session.stats
+
+    async def resume_from_store(self) -> None:
+        """Backfill from each series' last stored bar, so downtime leaves no gap."""
+        async with self.session.heartbeat():
+            rows = await self._repair(self.session.series)
+            await self._write_live(rows)
+        self.stats.spool_rows = len(self.spool)
+        self._report_freshness()
+
+    async def cycle(self) -> None:
+        """One cycle, telling the supervisor it is alive while it waits on the exchange or store."""
+        async with self.session.heartbeat():
+            await self._cycle()
+
+    async def _cycle(self) -> None:
+        started = time.monotonic()
+        series = self.session.series
+        repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else []
+        results = await asyncio.gather(*(self._fetch(s) for s in series))
+        rows = [row for series_rows, _ in results for row in series_rows]
+        written = await self._write_live(repaired + rows)
+        if written:
+            stored_at = self.session.clock()
+            for s, bars in ((s, bars) for s, (_, bars) in zip(series, results) if bars):
+                self._policy.written(s, bars)
+                self._stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
+        self.stats.spool_rows = len(self.spool)
+        self._report_freshness()
+        failures = sum(1 for _, bars in results if bars is None)
+        self.stats.cycles += 1
+        if written and failures < len(series):
+            self.stats.last_success = self.session.clock()
+        self.session.beat()
+        log.info("cycle done: %d rows, %d series failed", len(rows), failures,
+                 extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
+                        "duration_ms": round((time.monotonic() - started) * 1000)})
+
+    async def _fetch(self, series: SeriesKey) -> tuple[list[OhlcvRow], LiveBars | None]:
+        if self.session.stopping:
+            return [], None
+        client = self.session.client
+        limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
+        try:
+            now_ms = await client.exchange_now_ms()
+            raw = await client.fetch_ohlcv(series.symbol, series.timeframe, None, limit)
+        except CollectorError as exc:
+            self.stats.cycle_errors += 1
+            self._mark_gap(series, self._policy.last_closed(series))
+            log.error("fetch failed for %s: %s", series, exc,
+                      extra=series_extra(series, "fetch_error", error=str(exc)[:300],
+                                         retryable=isinstance(exc, TransientError)))
+            return [], None
+        batch = parse_candles(raw, series.timeframe)
+        self.session.count_rejections(series, batch)
+        bars = classify_live_bars(batch.candles, series.timeframe, now_ms)
+        candles = self._policy.select(series, bars)
+        return to_rows(series, candles, int(self.session.clock() * 1000)), bars
+
+    # -- freshness, for the supervisor's /metrics and /healthz ------------------------------
+
+    def _stored(self, series: SeriesKey, at: float | None, newest_closed_ms: int | None) -> None:
+        if at is not None:
+            self._last_success[series] = at
+        if newest_closed_ms is not None and newest_closed_ms > self._newest_closed.get(series, -1):
+            self._newest_closed[series] = newest_closed_ms
+        self._changed.add(series)
+
+    def _report_freshness(self) -> None:
+        """One message per cycle, with the series whose state changed."""
+        if not self._changed:
+            return
+        entries = [(s.symbol, s.timeframe, DATASET_OHLCV, self._last_success.get(s), self._newest_closed.get(s))
+                   for s in self._changed]
+        self._changed = set()
+        self.session.report(SeriesFreshness(entries))
+
+    # -- writing: spool first, then this cycle's rows ---------------------------------------
+
+    async def _write_live(self, rows: list[OhlcvRow]) -> bool:
+        """Deliver spooled rows first (in order), then ``rows``; spool them on failure."""
+        if len(self.spool):
+            spooled = self.spool.rows()
+            try:
+                await self.session.write(spooled)
+            except SinkUnavailable as exc:
+                return self._spool(rows, exc)
+            self.spool.clear()
+            log.info("delivered %d spooled rows", len(spooled),
+                     extra={"event": "spool_delivered", "rows": len(spooled)})
+        if not rows:
+            return True
+        try:
+            await self.session.write(rows)
+        except SinkUnavailable as exc:
+            return self._spool(rows, exc)
+        return True
+
+    def _spool(self, rows: list[OhlcvRow], exc: Exception) -> bool:
+        overflow = self.spool.append(rows)
+        log.error("store unavailable, %d rows spooled for the next cycle: %s", len(self.spool), exc,
+                  extra={"event": "sink_write_error", "rows": len(rows), "spooled": len(self.spool),
+                         "error": str(exc)[:300]})
+        if overflow:
+            # Nothing is lost for good: repair refetches these series from the last stored bar.
+            for row in overflow:
+                self._mark_gap(row.series, row.timestamp)
+            log.critical("spool full (%d rows): %d rows dropped, their series will be repaired "
+                         "from the exchange", self.spool.max_rows, len(overflow),
+                         extra={"event": "spool_full", "rows": len(overflow)})
+        return False
+
+    # -- gap repair ------------------------------------------------------------------------
+
+    async def _repair(self, series: Sequence[SeriesKey]) -> list[OhlcvRow]:
+        """The closed bars each series misses since its last stored one (inclusive: it may
+        have been stored while open), as rows for the caller to write."""
+        try:
+            watermarks = await asyncio.to_thread(self.session.sink.last_timestamps, series)
+        except CollectorError as exc:
+            log.error("cannot read the store's watermarks: %s", exc,
+                      extra={"event": "gap_repair_error", "error": str(exc)[:300]})
+            for s in series:
+                self._mark_gap(s, None)
+            return []
+        starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
+        now_ms = int(self.session.clock() * 1000)
+        for s, last_ms in watermarks.items():
+            # The newest stored bar may have been stored while open: then the one before is
+            # the newest closed one.
+            closed = last_ms if next_bar_start(last_ms, s.timeframe) <= now_ms else bar_start(last_ms - 1, s.timeframe)
+            self._stored(s, None, closed)
+        floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
+        repaired = RepairRows(now_ms)
+        outcomes = await asyncio.gather(*(
+            self._repair_one(s, start, floor, now_ms, repaired) for s, start in starts.items()
+            if start is not None))
+        for s in series:
+            self._needs_repair.pop(s, None)
+        for outcome in outcomes:
+            if outcome is not None and outcome.status == SeriesStatus.FAILED:
+                self._mark_gap(outcome.series, starts[outcome.series])
+        return repaired.rows
+
+    def _mark_gap(self, series: SeriesKey, since_ms: int | None) -> None:
+        """Remember that ``series`` needs repair from ``since_ms``; the earliest known start wins."""
+        known = self._needs_repair.get(series)
+        if known is None:
+            self._needs_repair[series] = since_ms
+        elif since_ms is not None:
+            self._needs_repair[series] = min(known, since_ms)
+
+    async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int, now_ms: int,
+                          repaired: RepairRows) -> SeriesOutcome | None:
+        start = max(last_ms, bar_start(floor_ms, series.timeframe))
+        if start >= bar_start(now_ms, series.timeframe):
+            return None  # nothing closed is missing; the LIVE fetch covers the rest
+        outcome = await backfill_series(self.session.client, series, start, now_ms,
+                                        page_limit=self.settings.history_page_limit,
+                                        emit=repaired.add,
+                                        concurrency=self.settings.max_concurrent_requests)
+        if last_ms < floor_ms:
+            log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
+                        series, last_ms, start, extra=series_extra(series, "gap_repair_truncated"))
+        log.info("%s: repaired %d bars since the last stored one", series, outcome.candles,
+                 extra=series_extra(series, "gap_repair", rows=outcome.candles,
+                                    status=outcome.status))
+        return outcome

@@ -1,0 +1,278 @@
+"""Google BigQuery store.
+
+LIVE rows go through streaming inserts (``insertAll``), each with an insertId derived from the
+row's key and values: a retried request is deduplicated by BigQuery on a best-effort basis,
+and a bar whose values changed gets a new id. HISTORY rows go through load jobs, which are
+free and take large batches (streaming is billed). The table keeps every version of a bar;
+the ``market_data_ohlcv_latest`` view picks the newest one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import bigquery
+from requests import exceptions as rexc
+
+from core.series import OhlcvRow, SeriesKey
+from core.timefmt import iso_utc
+from worker.errors import SinkRejected, SinkUnavailable
+from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+
+log = logging.getLogger(__name__)
+
+SCHEMA = [
+    bigquery.SchemaField("timestamp", "TIMESTAMP", mode="REQUIRED", description="Candle open time (UTC)"),
+    bigquery.SchemaField("exchange", "STRING", mode="REQUIRED", description="ccxt exchange id"),
+    bigquery.SchemaField("symbol", "STRING", mode="REQUIRED", description="Unified pair, e.g. BTC/USDT"),
+    bigquery.SchemaField("timeframe", "STRING", mode="REQUIRED", description="Candle period, e.g. 1h"),
+    bigquery.SchemaField("open", "FLOAT", mode="REQUIRED"),
+    bigquery.SchemaField("high", "FLOAT", mode="REQUIRED"),
+    bigquery.SchemaField("low", "FLOAT", mode="REQUIRED"),
+    bigquery.SchemaField("close", "FLOAT", mode="REQUIRED"),
+    bigquery.SchemaField("volume", "FLOAT", mode="REQUIRED"),
+    bigquery.SchemaField("ingested_at", "TIMESTAMP", mode="REQUIRED", description="System insertion time"),
+]
+
+# insertAll allows 50,000 rows and 10 MB per request; Google recommends 500 rows. A row here
+# is about 250 bytes of JSON, so 500 rows stay near 125 KB, far under the size limit.
+STREAM_BATCH_ROWS = 500
+# A load job per 200,000 rows keeps a long backfill well inside 1,500 load jobs per table a day.
+LOAD_BATCH_ROWS = 200_000
+_TRANSIENT_REASONS = {"backendError", "internalError", "rateLimitExceeded", "quotaExceeded",
+                      "timeout", "stopped"}
+
+
+def insert_id(row: OhlcvRow) -> str:
+    """Same id when the same row is retried; a new id when the bar's values changed."""
+    key = (f"{row.exchange}|{row.symbol}|{row.timeframe}|{row.timestamp}|"
+           f"{row.open!r}|{row.high!r}|{row.low!r}|{row.close!r}|{row.volume!r}")
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def row_json(row: OhlcvRow) -> dict[str, Any]:
+    return {"timestamp": iso_utc(row.timestamp), "exchange": row.exchange, "symbol": row.symbol,
+            "timeframe": row.timeframe, "open": row.open, "high": row.high, "low": row.low,
+            "close": row.close, "volume": row.volume, "ingested_at": iso_utc(row.ingested_at)}
+
+
+def latest_view_sql(table_path: str) -> str:
+    columns = ", ".join(COLUMNS)
+    return (f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY exchange, symbol, "
+            f"timeframe, timestamp ORDER BY ingested_at DESC) AS rn FROM `{table_path}`) WHERE rn = 1")
+
+
+def make_client(project: str | None, location: str) -> bigquery.Client:
+    """A client; with BIGQUERY_EMULATOR_HOST set, anonymous so emulators and fakes work."""
+    if os.environ.get("BIGQUERY_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=project or "local-project", location=location,
+                               credentials=AnonymousCredentials())
+    return bigquery.Client(project=project, location=location)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (gexc.ServerError, gexc.TooManyRequests, gexc.RetryError,
+                        rexc.ConnectionError, rexc.Timeout, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, gexc.Forbidden):  # quota errors come back as 403
+        return any(e.get("reason") in _TRANSIENT_REASONS for e in (exc.errors or []))
+    return False
+
+
+class BigQuerySink:
+    def __init__(
+        self,
+        *,
+        project: str | None,
+        dataset: str,
+        table: str = TABLE_NAME,
+        location: str = "US",
+        request_timeout_s: float = 30.0,
+        retry_deadline_s: float = 60.0,
+        bulk: bool = False,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self._client_factory = client_factory or (lambda: make_client(project, location))
+        self._client: Any = None
+        self._project = project
+        self._dataset = dataset
+        self._table = table
+        self._location = location
+        self._timeout = request_timeout_s
+        self._retry = Retry(deadline=retry_deadline_s)
+        self._bulk = bulk
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    @property
+    def table_path(self) -> str:
+        return f"{self._project or self.client.project}.{self._dataset}.{self._table}"
+
+    @property
+    def view_path(self) -> str:
+        return f"{self._project or self.client.project}.{self._dataset}.{LATEST_VIEW_NAME}"
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        try:
+            self._ensure()
+        except Exception as exc:
+            raise self._translate(exc, "ensure table") from exc
+
+    def _ensure(self) -> None:
+        dataset = bigquery.Dataset(f"{self._project or self.client.project}.{self._dataset}")
+        dataset.location = self._location
+        self.client.create_dataset(dataset, exists_ok=True, timeout=self._timeout)
+        table = bigquery.Table(self.table_path, schema=SCHEMA)
+        table.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.DAY, field="timestamp")
+        table.clustering_fields = ["exchange", "symbol"]
+        existing = self.client.create_table(table, exists_ok=True, timeout=self._timeout)
+        self._add_missing_columns(existing)
+        view = bigquery.Table(self.view_path)
+        view.view_query = latest_view_sql(self.table_path)
+        current = self.client.create_table(view, exists_ok=True, timeout=self._timeout)
+        if current.view_query != view.view_query:
+            current.view_query = view.view_query
+            self.client.update_table(current, ["view_query"], timeout=self._timeout)
+        log.info("table %s ready", self.table_path, extra={"event": "bq_ensure_table"})
+
+    def _add_missing_columns(self, table: Any) -> None:
+        """Add columns the table lacks; never drop or retype one (that would lose data)."""
+        present = {field.name for field in table.schema}
+        missing = [field for field in SCHEMA if field.name not in present]
+        if not missing:
+            return
+        # Added columns must be NULLABLE: existing rows have no value for them.
+        table.schema = list(table.schema) + [
+            bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE", description=f.description)
+            for f in missing]
+        self.client.update_table(table, ["schema"], timeout=self._timeout)
+        log.warning("added missing columns %s to %s", [f.name for f in missing], self.table_path,
+                    extra={"event": "bq_schema_updated"})
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+        if not rows:
+            return WriteResult()
+        if self._bulk:
+            return self._load(rows)
+        result = WriteResult()
+        for start in range(0, len(rows), STREAM_BATCH_ROWS):
+            chunk = rows[start:start + STREAM_BATCH_ROWS]
+            written, rejected = self._stream(chunk)
+            result.written += written
+            result.rejected += rejected
+        return result
+
+    def _stream(self, rows: Sequence[OhlcvRow]) -> tuple[int, list[tuple[OhlcvRow, str]]]:
+        rejected: list[tuple[OhlcvRow, str]] = []
+        pending = list(rows)
+        # BigQuery refuses a whole request when one row is invalid: the others come back as
+        # "stopped". They are sent once more without the invalid rows.
+        for _ in range(2):
+            errors = self._insert(pending)
+            if not errors:
+                return len(rows) - len(rejected), rejected
+            stopped = []
+            for entry in errors:
+                row = pending[entry["index"]]
+                reasons = entry.get("errors") or [{}]
+                if all(e.get("reason") == "stopped" for e in reasons):
+                    stopped.append(row)
+                else:
+                    rejected.append((row, "; ".join(f"{e.get('reason')}: {e.get('message')}"
+                                                     for e in reasons)))
+            if not stopped:
+                return len(rows) - len(rejected), rejected
+            pending = stopped
+        raise SinkUnavailable(f"insertAll kept stopping {len(pending)} rows")
+
+    def _insert(self, rows: Sequence[OhlcvRow]) -> list[dict[str, Any]]:
+        try:
+            return self.client.insert_rows_json(
+                self.table_path, [row_json(r) for r in rows], row_ids=[insert_id(r) for r in rows],
+                timeout=self._timeout, retry=self._retry)
+        except Exception as exc:
+            raise self._translate(exc, "insertAll") from exc
+
+    def _load(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+        config = bigquery.LoadJobConfig(
+            schema=SCHEMA, source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+        written = 0
+        for start in range(0, len(rows), LOAD_BATCH_ROWS):
+            chunk = rows[start:start + LOAD_BATCH_ROWS]
+            try:
+                job = self.client.load_table_from_json(
+                    [row_json(r) for r in chunk], self.table_path, job_config=config,
+                    timeout=self._timeout)
+                job.result(timeout=max(self._timeout, 300), retry=self._retry)
+            except Exception as exc:
+                raise self._translate(exc, "load job") from exc
+            written += len(chunk)
+        return WriteResult(written=written)
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+        wanted = set(series)
+        result: dict[SeriesKey, int] = {}
+        for exchange in sorted({s.exchange for s in wanted}):
+            sql = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) AS last_ts "
+                   f"FROM `{self.table_path}` WHERE exchange = @exchange "
+                   "GROUP BY exchange, symbol, timeframe")
+            config = bigquery.QueryJobConfig(query_parameters=[
+                bigquery.ScalarQueryParameter("exchange", "STRING", exchange)])
+            try:
+                rows = self.client.query(sql, job_config=config, timeout=self._timeout).result(
+                    timeout=self._timeout * 2)
+            except Exception as exc:
+                raise self._translate(exc, "watermark query") from exc
+            for row in rows:
+                key = SeriesKey(row["exchange"], row["symbol"], row["timeframe"])
+                if key in wanted and row["last_ts"] is not None:
+                    result[key] = int(row["last_ts"].timestamp() * 1000)
+        return result
+
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        sql = (f"SELECT DISTINCT timestamp FROM `{self.table_path}` WHERE exchange = @exchange "
+               "AND symbol = @symbol AND timeframe = @timeframe AND timestamp >= @start "
+               "AND timestamp < @end ORDER BY timestamp")
+        params = [bigquery.ScalarQueryParameter(name, "STRING", value)
+                  for name, value in zip(("exchange", "symbol", "timeframe"), series)]
+        params += [bigquery.ScalarQueryParameter(name, "TIMESTAMP", _utc(ms))
+                   for name, ms in (("start", start_ms), ("end", end_ms))]
+        try:
+            rows = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+                                     timeout=self._timeout).result(timeout=self._timeout * 4)
+        except Exception as exc:
+            raise self._translate(exc, "audit query") from exc
+        return [int(row["timestamp"].timestamp() * 1000) for row in rows]
+
+    def _translate(self, exc: Exception, what: str) -> Exception:
+        text = f"BigQuery {what} on {self._table}: {type(exc).__name__}: {exc}"[:600]
+        return SinkUnavailable(text) if _transient(exc) else SinkRejected(text)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

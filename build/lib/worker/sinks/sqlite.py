@@ -1,0 +1,171 @@
+"""The embedded store: one SQLite file shared by every worker process.
+
+WAL mode lets readers and one writer work at once, and ``busy_timeout`` makes the worker
+processes queue for the write lock instead of failing. The primary key makes a rewritten bar
+replace the old version (the latest write wins), so the table is its own latest view.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from core.series import OhlcvRow, SeriesKey
+from core.timefmt import iso_utc, parse_iso_utc
+from worker.errors import SinkRejected, SinkUnavailable
+from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+
+# Workers opening a new file together take turns switching it to WAL; each turn is short.
+WAL_SWITCH_RETRY_S = 0.01
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
+    timestamp   TEXT NOT NULL,
+    exchange    TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    timeframe   TEXT NOT NULL,
+    open        REAL NOT NULL,
+    high        REAL NOT NULL,
+    low         REAL NOT NULL,
+    close       REAL NOT NULL,
+    volume      REAL NOT NULL,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe, timestamp)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS {LATEST_VIEW_NAME} AS SELECT {", ".join(COLUMNS)} FROM {TABLE_NAME};
+"""
+
+_UPSERT = (
+    f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (exchange, symbol, timeframe, timestamp) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[4:])
+)
+
+
+class SqliteSink:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()  # one connection, used from the worker's writer thread
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where the directory should be, no permission
+                raise SinkUnavailable(f"sqlite {self.path}: cannot create its directory: {exc}") from exc
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+            try:
+                self._switch_to_wal(conn)
+                # NORMAL is durable across process crashes in WAL mode; only power loss can
+                # drop the last transactions, which gap repair fetches again.
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, waiting for workers that open a new file at the same time.
+
+        SQLite can refuse a journal-mode change that meets another connection's lock at once
+        with "database is locked" instead of waiting out busy_timeout: connections that both
+        hold a read lock and both want the write lock cannot wait for each other. So it is
+        asked again here, within the same timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(WAL_SWITCH_RETRY_S)
+
+    def ensure(self) -> None:
+        with self._lock:
+            conn = None
+            try:
+                conn = self._connection()
+                # The write lock first, so that workers creating the schema together queue on
+                # busy_timeout; a read upgraded to a write mid-script fails at once instead.
+                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    self._rollback(conn)
+                raise self._store_error(exc) from exc
+
+    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+        if not rows:
+            return WriteResult()
+        # A batch shares one or a few ingestion times: format each once, not once per row.
+        ingested = {ms: iso_utc(ms) for ms in {r.ingested_at for r in rows}}
+        params = [(iso_utc(r.timestamp), r.exchange, r.symbol, r.timeframe, r.open, r.high,
+                   r.low, r.close, r.volume, ingested[r.ingested_at]) for r in rows]
+        with self._lock:
+            conn = None
+            try:
+                conn = self._connection()
+                # One transaction per batch: one fsync instead of one per row.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_UPSERT, params)
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    self._rollback(conn)
+                raise self._store_error(exc) from exc
+        return WriteResult(written=len(rows))
+
+    def _store_error(self, exc: sqlite3.DatabaseError) -> Exception:
+        """Locked, disk full, I/O: try again later. Anything else (not a database): never."""
+        unavailable = isinstance(exc, sqlite3.OperationalError)
+        return (SinkUnavailable if unavailable else SinkRejected)(f"sqlite {self.path}: {exc}")
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+        wanted = set(series)
+        if not wanted:
+            return {}
+        exchanges = sorted({s.exchange for s in wanted})
+        query = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) FROM {TABLE_NAME} "
+                 f"WHERE exchange IN ({', '.join('?' * len(exchanges))}) "
+                 "GROUP BY exchange, symbol, timeframe")
+        with self._lock:
+            try:
+                found = self._connection().execute(query, exchanges).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from exc
+        result = {}
+        for exchange, symbol, timeframe, last in found:
+            key = SeriesKey(exchange, symbol, timeframe)
+            if key in wanted:
+                result[key] = parse_iso_utc(last)
+        return result
+
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        query = (f"SELECT timestamp FROM {TABLE_NAME} WHERE exchange = ? AND symbol = ? "
+                 "AND timeframe = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp")
+        with self._lock:
+            try:
+                found = self._connection().execute(
+                    query, (*series, iso_utc(start_ms), iso_utc(end_ms))).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from exc
+        return [parse_iso_utc(ts) for (ts,) in found]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

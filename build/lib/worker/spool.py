@@ -1,0 +1,88 @@
+"""Rows the store could not take yet, kept on disk until it can, and rows it never will.
+
+When BigQuery answers 5xx or times out, a LIVE cycle's rows go to a bounded spool file (a
+volume in the container) instead of being dropped; the next cycle delivers them first, in
+order, with the same insertIds (they are derived from the rows). A worker killed meanwhile
+finds them on restart. Rows the store refuses as invalid go to a dead-letter file with the
+store's reason, not into an endless retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from core.series import OhlcvRow
+
+log = logging.getLogger(__name__)
+
+
+def _encode(row: OhlcvRow) -> str:
+    return json.dumps(list(row), separators=(",", ":"))
+
+
+class Spool:
+    """An append-only JSON-lines file of rows, oldest first; memory-only without a path."""
+
+    def __init__(self, path: Path | None, max_rows: int) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        self._rows: list[OhlcvRow] = self._load()
+
+    def _load(self) -> list[OhlcvRow]:
+        if self.path is None or not self.path.exists():
+            return []
+        rows = []
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    rows.append(OhlcvRow(*json.loads(line)))
+                except (ValueError, TypeError):
+                    continue  # a line torn by a crash mid-append: that row is refetched by repair
+        if rows:
+            log.warning("found %d spooled rows from an earlier run", len(rows),
+                        extra={"event": "spool_loaded", "rows": len(rows)})
+        return rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self) -> list[OhlcvRow]:
+        return list(self._rows)
+
+    def append(self, rows: Sequence[OhlcvRow]) -> list[OhlcvRow]:
+        """Keep what fits; return the rows that did not (gap repair must fetch those again)."""
+        room = max(0, self.max_rows - len(self._rows))
+        kept, overflow = list(rows[:room]), list(rows[room:])
+        if kept and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(_encode(r) + "\n" for r in kept))
+                handle.flush()
+                os.fsync(handle.fileno())
+        self._rows.extend(kept)
+        return overflow
+
+    def clear(self) -> None:
+        self._rows = []
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+
+class DeadLetters:
+    """Rows the store refused, with its reason, for a human to look at."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def add(self, rejected: Iterable[tuple[OhlcvRow, str]]) -> None:
+        lines = [json.dumps({"row": row._asdict(), "error": reason}, default=str) + "\n"
+                 for row, reason in rejected]
+        if not lines or self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.writelines(lines)
