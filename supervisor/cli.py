@@ -24,6 +24,7 @@ from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
+from supervisor.paths import unusable_paths
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
         return exit_codes.OK
-    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, log_format=log_format)
+    return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, log_format=log_format,
+                       config_path=config_path, selected=args.exchange)
 
 
 def worker_context() -> Any:
@@ -142,7 +144,8 @@ def worker_context() -> Any:
 
 
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
-                end_ms: int | None, *, repair: bool = False, log_format: str | None = None) -> int:
+                end_ms: int | None, *, repair: bool = False, log_format: str | None = None,
+                config_path: str | None = None, selected: list[str] | None = None) -> int:
     settings = config.settings
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
@@ -156,11 +159,14 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         log.info("starting %s mode for %s", mode, ", ".join(exchanges),
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
                         "series": config.series_count(), "backend": config.storage.backend})
+        if not paths_usable(config):
+            return exit_codes.BOOT_FAILURE
         ctx = worker_context()
         if not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
-                          start_ms=start_ms, end_ms=end_ms, repair=repair)
+                          start_ms=start_ms, end_ms=end_ms, repair=repair, selected=selected,
+                          reload_config=(lambda: load_config(config_path)) if config_path else None)
         if settings.health_port:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,
@@ -176,6 +182,16 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if health is not None:
             health.stop()
         listener.stop()
+
+
+def paths_usable(config: AppConfig) -> bool:
+    """Every path the service writes is writable; if not, one line per path says why."""
+    problems = unusable_paths(config)
+    for key, path, reason in problems:
+        log.error("%s %s: %s", key, path, reason,
+                  extra={"event": "boot_failed", "key": key, "path": path, "reason": reason})
+        print(f"error: {key} {path}: {reason}", file=sys.stderr)
+    return not problems
 
 
 def preflight(ctx: Any, config: AppConfig, log_queue: queue.Queue) -> bool:
