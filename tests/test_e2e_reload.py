@@ -16,7 +16,6 @@ import yaml
 from tests.e2e_support import Collector, e2e_config, iso_ms, now_ms
 
 
-
 def btc_1m() -> list[dict]:
     """A new list each time: a shared one would become a YAML anchor that edits alias."""
     return [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
