@@ -3,6 +3,8 @@
 Signal handlers only enqueue the signal. One short loop waits for worker reports, handles
 signals, reaps exited workers, checks the living ones and starts what is due. Shutdown
 escalates: SIGTERM, a grace period for the write in flight, then SIGKILL for stragglers.
+SIGHUP reads the config file again and restarts only the workers whose config changed
+(:mod:`supervisor.reload` decides what changed).
 """
 
 from __future__ import annotations
