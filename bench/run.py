@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ccxt
 
-from bench import cli, inprocess, memprobe, metrics_render, pipeline
+from bench import cli, inprocess, memprobe, metrics_render, pipeline, soak
 from bench.report import Figure, line, markdown_table, mb, rate, section
 from bench.sim import SimProcess, measure_ceiling, throttled_counts
 from bench.sim_server import extra_binance_symbols
@@ -485,6 +485,28 @@ class Bench:
 
     # -- summary ---------------------------------------------------------------------------
 
+    def soak(self) -> None:
+        section(f"Fault soak: LIVE over 3 exchanges for {self.soak_minutes:g} min, faults at random "
+                f"(seed {self.soak_seed})")
+        self.sim.reset(latency=0.02)
+        result = soak.run_soak(self.sim, self.workdir / "soak", minutes=self.soak_minutes, seed=self.soak_seed)
+        kinds = sorted({kind for _, kind, _ in result.faults})
+        line(f"{len(result.faults)} faults ({', '.join(f'{k} x{sum(1 for f in result.faults if f[1] == k)}' for k in kinds)})")
+        line(f"events: {result.events}")
+        line(f"supervisor exit {result.supervisor_exit}; AUDIT {result.audit_range[0]}..{result.audit_range[1]} "
+             f"exit {result.audit_exit}, {result.repairable} repairable bars; {result.rows} rows, "
+             f"{result.duplicate_keys} repeated keys in the latest view")
+        for role in ("supervisor", "workers"):
+            line(f"USS {role}: {mb(result.uss_start.get(role, 0))} at start, {mb(result.uss_end.get(role, 0))} "
+                 f"at end (x{result.uss_ratio(role):.2f})")
+        self.figures.append(Figure(f"Soak {self.soak_minutes:g} min: AUDIT clean, no repeated key",
+                                   f"exit {result.audit_exit}, {result.repairable} repairable, "
+                                   f"{result.duplicate_keys} repeated", target="0 / 0", ok=result.ok))
+        self.figures.append(Figure("Soak: USS end/start (supervisor / workers)",
+                                   f"x{result.uss_ratio('supervisor'):.2f} / x{result.uss_ratio('workers'):.2f}",
+                                   target="<= x1.25", ok=max(result.uss_ratio("supervisor"),
+                                                             result.uss_ratio("workers")) <= 1.25))
+
     def summary(self, started: float) -> None:
         section("Summary")
         throttled = [f.throttled for f in self.figures if f.throttled is not None]
@@ -518,6 +540,7 @@ def _metrics_scenario(bench: "Bench") -> None:
 
 # In the order a full run measures them; history_cli compares against history's baseline.
 SCENARIOS = ("simulator_ceiling", "history", "history_cli", "live", "pipeline", "memory", "metrics")
+EXTRA_SCENARIOS = ("soak",)      # run only when named with --only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,8 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (SQLite files, logs)")
     parser.add_argument("--memory-cycles", type=int, metavar="N",
                         help="LIVE cycles for the memory run (a soak: 1000 takes about 25 minutes)")
-    parser.add_argument("--only", choices=SCENARIOS, nargs="+", metavar="SCENARIO",
-                        help=f"run only these scenarios ({', '.join(SCENARIOS)})")
+    parser.add_argument("--only", choices=SCENARIOS + EXTRA_SCENARIOS, nargs="+", metavar="SCENARIO",
+                        help=f"run only these scenarios ({', '.join(SCENARIOS + EXTRA_SCENARIOS)})")
+    parser.add_argument("--minutes", type=float, default=60, help="soak: how long the faults go on")
+    parser.add_argument("--seed", type=int, default=7, help="soak: the seed of the fault schedule")
     args = parser.parse_args(argv)
     if args.only and "history_cli" in args.only and "history" not in args.only:
         parser.error("history_cli compares against the history scenario's ideal: add history")
@@ -539,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_cycles:
         mode = replace(mode, memory_cycles=args.memory_cycles)
     bench = Bench(mode, workdir, args.profile)
+    bench.soak_minutes, bench.soak_seed = args.minutes, args.seed
     try:
         bench.header()
         for scenario in args.only or SCENARIOS:

@@ -3,6 +3,8 @@
 Signal handlers only enqueue the signal. One short loop waits for worker reports, handles
 signals, reaps exited workers, checks the living ones and starts what is due. Shutdown
 escalates: SIGTERM, a grace period for the write in flight, then SIGKILL for stragglers.
+SIGHUP reads the config file again and restarts only the workers whose config changed
+(:mod:`supervisor.reload` decides what changed).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import time
 from typing import Any, Callable
 
 from core import exit_codes
-from core.config import AppConfig
+from core.config import AppConfig, ConfigError
 from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
 from supervisor.freshness import add_freshness
+from supervisor.reload import ReloadPlan, plan_reload
 from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import WorkerHandle
 
@@ -40,6 +43,8 @@ class Arbiter:
         repair: bool = False,
         clock: Callable[[], float] = time.time,
         on_tick: Callable[["Arbiter"], None] | None = None,
+        reload_config: Callable[[], AppConfig] | None = None,
+        selected: list[str] | None = None,
     ) -> None:
         self.config = config
         self.mode = Mode(mode)
@@ -51,12 +56,22 @@ class Arbiter:
         self.signals: queue.SimpleQueue = queue.SimpleQueue()
         self.stopping = False
         self._last_memory_sample = 0.0
+        self._start_ms, self._end_ms, self._repair = start_ms, end_ms, repair
+        self.reload_config = reload_config
+        self.selected = selected
+        # SIGHUP: workers stopping to come back with a new spec, or to go for good, and when
+        # the grace period of each stop ends.
+        self._respawn_with: dict[str, WorkerSpec] = {}
+        self._retiring: set[str] = set()
+        self._stop_deadline: dict[str, float] = {}
         settings = config.settings
         self.heartbeat_timeout_s = settings.heartbeat_timeout_intervals * settings.update_interval_seconds
-        self.workers = {
-            exchange_id: WorkerHandle(WorkerSpec(
-                exchange_id, config.exchanges[exchange_id], settings, config.storage, self.mode,
-                start_ms, end_ms, repair=repair)) for exchange_id in exchanges}
+        self.workers = {exchange_id: WorkerHandle(self.spec_for(config, exchange_id))
+                        for exchange_id in exchanges}
+
+    def spec_for(self, config: AppConfig, exchange_id: str) -> WorkerSpec:
+        return WorkerSpec(exchange_id, config.exchanges[exchange_id], config.settings, config.storage,
+                          self.mode, self._start_ms, self._end_ms, repair=self._repair)
 
     @property
     def one_shot(self) -> bool:
@@ -74,13 +89,14 @@ class Arbiter:
             self.handle_signals()
             self.reap_workers()
             self.check_workers()
+            self.kill_slow_stoppers()
             self.spawn_due_workers()
             self.on_tick(self)
         self.stop()
         return self.exit_code()
 
     def install_signal_handlers(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda signum, frame: self.signals.put(signum))
 
     def finished(self) -> bool:
@@ -105,6 +121,9 @@ class Arbiter:
     def handle_signals(self) -> None:
         while not self.signals.empty():
             signum = self.signals.get()
+            if signum == signal.SIGHUP:
+                self.reload()
+                continue
             log.info("received %s, shutting down", signal.Signals(signum).name,
                      extra={"event": "shutdown_requested", "signal": signal.Signals(signum).name})
             self.stopping = True
@@ -116,7 +135,7 @@ class Arbiter:
 
     def reap_workers(self) -> None:
         now = self.clock()
-        for worker in self.workers.values():
+        for worker in list(self.workers.values()):
             if worker.state not in (WorkerState.RUNNING, WorkerState.STOPPING):
                 continue
             code = worker.reap()
@@ -131,6 +150,19 @@ class Arbiter:
                  "ran_for_s": round(ran_for, 1)}
         if self.stopping:
             worker.state = WorkerState.DONE
+        elif worker.exchange_id in self._retiring:
+            self._retiring.discard(worker.exchange_id)
+            self._stop_deadline.pop(worker.exchange_id, None)
+            del self.workers[worker.exchange_id]
+            log.info("worker %s stopped: its exchange left the config", worker.exchange_id,
+                     extra={**extra, "event": "worker_retired"})
+        elif worker.exchange_id in self._respawn_with:
+            self._stop_deadline.pop(worker.exchange_id, None)
+            worker.spec = self._respawn_with.pop(worker.exchange_id)
+            worker.state, worker.next_start_at, worker.failure = WorkerState.BACKOFF, now, None
+            worker.restarts += 1
+            log.info("worker %s stopped for the new config, starting it again", worker.exchange_id,
+                     extra={**extra, "event": "worker_reloaded"})
         elif code == exit_codes.BAD_CONFIG:
             worker.state, worker.failure = WorkerState.FAILED, "bad config for this exchange (see its log)"
             log.error("worker %s cannot run with this config; not restarting", worker.exchange_id, extra=extra)
@@ -179,6 +211,70 @@ class Arbiter:
                     worker.recycle = True
                     worker.process.terminate()
 
+    def kill_slow_stoppers(self) -> None:
+        """A worker stopped by a reload gets the shutdown grace period, then SIGKILL."""
+        now = time.monotonic()
+        for exchange_id, deadline in list(self._stop_deadline.items()):
+            worker = self.workers.get(exchange_id)
+            if worker is not None and now >= deadline and worker.is_alive():
+                log.warning("worker %s did not stop within the grace period, killing it", exchange_id,
+                            extra={"event": "worker_killed", "worker": exchange_id})
+                worker.kill_tree()
+                self._stop_deadline[exchange_id] = now + 3600
+
+    # -- SIGHUP --------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the config file again and apply what changed; a bad file changes nothing."""
+        if self.reload_config is None or self.one_shot:
+            log.warning("SIGHUP ignored: only a LIVE service reloads its config",
+                        extra={"event": "config_reload_rejected", "reason": "not live"})
+            return
+        try:
+            new = self.reload_config()
+        except ConfigError as exc:
+            log.error("config reload rejected, the running config stays: %s",
+                      "; ".join(f"{path or '<root>'}: {message}" for path, message in exc.problems),
+                      extra={"event": "config_reload_rejected", "source": exc.source,
+                             "problems": [{"path": p, "message": m} for p, m in exc.problems]})
+            return
+        running = [e for e in self.workers if e not in self._retiring]
+        plan = plan_reload(self.config, new, running, self.selected)
+        if plan.needs_restart:
+            log.warning("config reload: %s only change with a restart; running values kept",
+                        ", ".join(plan.needs_restart),
+                        extra={"event": "config_reload_needs_restart", "keys": plan.needs_restart})
+        self.apply_reload(plan)
+
+    def apply_reload(self, plan: ReloadPlan) -> None:
+        self.config = plan.config
+        settings = plan.config.settings
+        self.heartbeat_timeout_s = settings.heartbeat_timeout_intervals * settings.update_interval_seconds
+        deadline = time.monotonic() + settings.shutdown_grace_seconds
+        for exchange_id in plan.removed:
+            self._respawn_with.pop(exchange_id, None)
+            self._retiring.add(exchange_id)
+            self._stop_for_reload(self.workers[exchange_id], deadline)
+        for exchange_id in plan.changed:
+            self._respawn_with[exchange_id] = self.spec_for(plan.config, exchange_id)
+            self._stop_for_reload(self.workers[exchange_id], deadline)
+        for exchange_id in plan.added:
+            self.workers[exchange_id] = WorkerHandle(self.spec_for(plan.config, exchange_id))
+            self.spawn_worker(self.workers[exchange_id])
+        log.info("config reloaded: %d added, %d removed, %d restarted, %d untouched",
+                 len(plan.added), len(plan.removed), len(plan.changed), len(plan.unchanged),
+                 extra={"event": "config_reloaded", "added": plan.added, "removed": plan.removed,
+                        "restarted": plan.changed, "untouched": plan.unchanged,
+                        "settings_changed": plan.settings_changed})
+
+    def _stop_for_reload(self, worker: WorkerHandle, deadline: float) -> None:
+        if worker.is_alive():
+            worker.terminate()
+            self._stop_deadline[worker.exchange_id] = deadline
+        else:  # in backoff or failed: there is no process to wait for
+            worker.state = WorkerState.STOPPING
+            self.decide_after_exit(worker, worker.exit_code or 0, self.clock())
+
     def spawn_due_workers(self) -> None:
         now = self.clock()
         for worker in self.workers.values():
@@ -214,7 +310,8 @@ class Arbiter:
 
     def health(self) -> dict[str, Any]:
         now = self.clock()
-        workers = {w.exchange_id: w.snapshot(now, self.heartbeat_timeout_s) for w in self.workers.values()}
+        # list(): a reload may add or remove workers while the health server's thread reads.
+        workers = {w.exchange_id: w.snapshot(now, self.heartbeat_timeout_s) for w in list(self.workers.values())}
         finished_ok = self.one_shot
         healthy = all(w["healthy"] or (finished_ok and w["state"] == WorkerState.DONE) for w in workers.values())
         snapshot = {"status": "ok", "mode": self.mode, "workers": workers}

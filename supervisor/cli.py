@@ -28,6 +28,7 @@ from supervisor.export import run_export
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
+from supervisor.paths import unusable_paths
 from supervisor.progress import HistoryProgressBar
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 tuple(exchanges), config.settings.log_level)
         return run_service(config, args.mode, exchanges, start_ms, end_ms, export=request, log_format=log_format)
     return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, report=args.report,
-                       log_format=log_format)
+                       log_format=log_format, config_path=config_path, selected=args.exchange)
 
 
 def worker_context() -> Any:
@@ -167,7 +168,8 @@ def worker_context() -> Any:
 
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
                 end_ms: int | None, *, repair: bool = False, report: str | None = None,
-                export: ExportRequest | None = None, log_format: str | None = None) -> int:
+                export: ExportRequest | None = None, log_format: str | None = None,
+                config_path: str | None = None, selected: list[str] | None = None) -> int:
     settings = config.settings
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
@@ -182,6 +184,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         log.info("starting %s mode for %s", mode, ", ".join(exchanges) or "every exchange in the store",
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
                         "series": config.series_count(), "backend": config.storage.backend})
+        if not paths_usable(config):
+            return exit_codes.BOOT_FAILURE
         ctx = worker_context()
         if export is not None:
             code = run_export(ctx, export, log_queue)
@@ -190,7 +194,8 @@ def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: in
         if not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
-                          start_ms=start_ms, end_ms=end_ms, repair=repair,
+                          start_ms=start_ms, end_ms=end_ms, repair=repair, selected=selected,
+                          reload_config=(lambda: load_config(config_path)) if config_path else None,
                           on_tick=progress.tick if progress is not None else None)
         if settings.health_port:
             try:
@@ -221,6 +226,16 @@ def metrics_for(arbiter: Arbiter, loki_stats: Any) -> CollectorMetrics:
     return CollectorMetrics(lambda: arbiter.workers.values(), loki_stats=loki_stats,
                             stale_after_s=settings.stale_after_intervals * settings.update_interval_seconds
                             if live else None)
+
+
+def paths_usable(config: AppConfig) -> bool:
+    """Every path the service writes is writable; if not, one line per path says why."""
+    problems = unusable_paths(config)
+    for key, path, reason in problems:
+        log.error("%s %s: %s", key, path, reason,
+                  extra={"event": "boot_failed", "key": key, "path": path, "reason": reason})
+        print(f"error: {key} {path}: {reason}", file=sys.stderr)
+    return not problems
 
 
 def preflight(ctx: Any, config: AppConfig, log_queue: queue.Queue) -> bool:

@@ -105,3 +105,23 @@ def test_refused_rows_go_to_dead_letters_not_to_retry(tmp_path: Path) -> None:
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert [l["row"]["timestamp"] for l in letters] == [T0 - MINUTE, T0]
     assert "400 invalid schema" in letters[0]["error"]
+
+
+def test_a_spool_whose_file_cannot_be_written_keeps_rows_in_memory_and_writes_them_later(tmp_path) -> None:
+    """A full or read-only disk under state_dir: rows stay in memory, within the bound, and
+    the whole spool reaches the file once it can be written."""
+    from core.series import OhlcvRow as Row
+    from worker.spool import Spool as DiskSpool
+
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the directory should be")
+    spool = DiskSpool(blocker / "spool.jsonl", max_rows=3)
+    rows = [Row(60_000 * i, "binance", "BTC/USDT", "1m", 1.0, 1.0, 1.0, 1.0, 1.0, 0) for i in range(4)]
+    assert spool.append(rows[:2]) == [] and not spool.on_disk
+    assert spool.append(rows[2:]) == rows[3:]                      # bounded as ever
+    assert len(spool) == 3
+    blocker.unlink()                                               # space again
+    assert spool.append([]) == [] and not spool.on_disk            # nothing new: nothing written
+    spool.max_rows = 4
+    assert spool.append(rows[3:]) == [] and spool.on_disk
+    assert DiskSpool(blocker / "spool.jsonl", max_rows=4).rows() == rows

@@ -7,13 +7,17 @@ none); the mark only moves after the store confirmed the write.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 from core.series import SeriesKey
+
+log = logging.getLogger(__name__)
 
 
 class Mark(NamedTuple):
@@ -45,8 +49,16 @@ class HistoryCheckpoint:
     def save(self, marks: dict[SeriesKey, Mark]) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([{"series": list(k), "covered_until": m.covered_until,
-                                    "last_bar": m.last_bar} for k, m in sorted(marks.items())]))
-        os.replace(tmp, self.path)  # atomic: a crash leaves the old file or the new one
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps([{"series": list(k), "covered_until": m.covered_until,
+                                        "last_bar": m.last_bar} for k, m in sorted(marks.items())]))
+            os.replace(tmp, self.path)  # atomic: a crash leaves the old file or the new one
+        except OSError as exc:
+            # A full or read-only disk: the store holds the rows; a rerun without this mark
+            # fetches again what it already has, which costs requests, not data.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            log.warning("cannot save the HISTORY checkpoint %s: %s", self.path, exc.strerror or exc,
+                        extra={"event": "checkpoint_save_error", "error": str(exc)[:300]})

@@ -40,3 +40,7 @@ class SinkUnavailable(TransientError):
 
 class SinkRejected(CollectorError):
     """The store refused the data or the schema; retrying the same write will not help."""
+
+
+class DiskFull(SinkUnavailable):
+    """The store's disk is full (ENOSPC, SQLITE_FULL): it clears when space is freed."""

@@ -66,11 +66,12 @@ class HistoryRun:
         async with session.heartbeat():
             outcomes = await asyncio.gather(*(
                 self._backfill(s, max(start_ms, resume_from.get(s, start_ms)), end_ms) for s in session.series))
-        try:
-            await self.buffer.flush()
-        except CollectorError as exc:
-            for outcome in outcomes:
-                outcome.error = outcome.error or f"store write failed: {exc}"
+            # The last write may wait out a store outage (a full disk): still alive meanwhile.
+            try:
+                await self.buffer.flush()
+            except CollectorError as exc:
+                for outcome in outcomes:
+                    outcome.error = outcome.error or f"store write failed: {exc}"
         for outcome in outcomes:
             outcome.start_ms = min(outcome.start_ms, start_ms)
             if outcome.status.covered:

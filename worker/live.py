@@ -21,6 +21,7 @@ from worker.backfill import SeriesOutcome, backfill_series
 from worker.candles import parse_candles
 from worker.errors import CollectorError, SinkUnavailable, TransientError
 from worker.live_bars import LiveBars, LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.outage import OutageEpisode
 from worker.session import ExchangeSession, WorkerStats, series_extra
 from worker.spool import Spool
 
@@ -48,6 +49,7 @@ class LiveCollector:
         self.settings = session.settings
         self.spool = spool if spool is not None else Spool(None, session.settings.spool_max_rows)
         self._policy = LiveWritePolicy()
+        self.outage = OutageEpisode()
         # Series with a gap to repair, and where it starts when known (None: the store's newest
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
@@ -150,19 +152,27 @@ class LiveCollector:
             self.spool.clear()
             log.info("delivered %d spooled rows", len(spooled),
                      extra={"event": "spool_delivered", "rows": len(spooled)})
+            self.outage.succeeded(delivered=len(spooled))
         if not rows:
             return True
         try:
             await self.session.write(rows)
         except SinkUnavailable as exc:
             return self._spool(rows, exc)
+        self.outage.succeeded(delivered=0)
         return True
 
     def _spool(self, rows: list[OhlcvRow], exc: Exception) -> bool:
+        """Keep ``rows`` for a later cycle. The spool file shares the store's disk: when it
+        cannot be written either, the spool keeps the rows in memory (same bound) and writes
+        its file again once it can."""
         overflow = self.spool.append(rows)
-        log.error("store unavailable, %d rows spooled for the next cycle: %s", len(self.spool), exc,
-                  extra={"event": "sink_write_error", "rows": len(rows), "spooled": len(self.spool),
-                         "error": str(exc)[:300]})
+        # The first failure of an episode is the error; the rest only say it goes on.
+        level = logging.WARNING if self.outage.active else logging.ERROR
+        log.log(level, "store unavailable, %d rows spooled for the next cycle: %s", len(self.spool), exc,
+                extra={"event": "sink_write_error", "rows": len(rows), "spooled": len(self.spool),
+                       "error": str(exc)[:300], "spool_on_disk": self.spool.on_disk})
+        self.outage.failed(exc, spooled=len(self.spool))
         if overflow:
             # Nothing is lost for good: repair refetches these series from the last stored bar.
             for row in overflow:

@@ -65,6 +65,8 @@ def worker_main(spec: WorkerSpec, channel: Any) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     # Ctrl-C reaches the whole process group; the supervisor decides how workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A terminal hangup reaches the whole group too; a config reload is the supervisor's.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def report(message: Message) -> None:
         channel.put(Envelope(spec.exchange_id, os.getpid(), time.time(), message))

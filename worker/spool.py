@@ -9,6 +9,7 @@ store's reason, not into an endless retry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,6 +32,9 @@ class Spool:
         self.path = path
         self.max_rows = max_rows
         self._rows: list[OhlcvRow] = self._load()
+        # False while the file misses rows that memory holds (its disk is full or read-only):
+        # the next append rewrites the whole file instead of appending to a torn one.
+        self.on_disk = True
 
     def _load(self) -> list[OhlcvRow]:
         if self.path is None or not self.path.exists():
@@ -57,19 +61,49 @@ class Spool:
         """Keep what fits; return the rows that did not (gap repair must fetch those again)."""
         room = max(0, self.max_rows - len(self._rows))
         kept, overflow = list(rows[:room]), list(rows[room:])
+        self._rows.extend(kept)
         if kept and self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._persist(kept)
+            except OSError as exc:
+                if self.on_disk:
+                    log.error("cannot write the spool file %s (%s): spooled rows are kept in memory "
+                              "until it can be written", self.path, exc.strerror or exc,
+                              extra={"event": "spool_write_error", "error": str(exc)[:300]})
+                self.on_disk = False
+        return overflow
+
+    def _persist(self, new_rows: list[OhlcvRow]) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.on_disk:
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(_encode(r) + "\n" for r in kept))
+                handle.write("".join(_encode(r) + "\n" for r in new_rows))
                 handle.flush()
                 os.fsync(handle.fileno())
-        self._rows.extend(kept)
-        return overflow
+            return
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as handle:
+                handle.write("".join(_encode(r) + "\n" for r in self._rows))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        self.on_disk = True
 
     def clear(self) -> None:
         self._rows = []
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
+        self.on_disk = True
+        if self.path is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only volume: rows already stored would come again, harmlessly
+                log.warning("cannot remove the spool file %s: %s", self.path, exc.strerror or exc,
+                            extra={"event": "spool_write_error", "error": str(exc)[:300]})
 
 
 class DeadLetters:
@@ -83,6 +117,10 @@ class DeadLetters:
                  for row, reason in rejected]
         if not lines or self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.writelines(lines)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.writelines(lines)
+        except OSError as exc:  # full or read-only disk: the rows are in the log line above
+            log.error("cannot write the dead-letter file %s: %s", self.path, exc.strerror or exc,
+                      extra={"event": "dead_letters_write_error", "error": str(exc)[:300]})

@@ -15,11 +15,17 @@ from typing import Iterable, Sequence
 
 from core.series import OhlcvRow, SeriesKey
 from core.timefmt import iso_utc, parse_iso_utc
-from worker.errors import SinkRejected, SinkUnavailable
+from worker.errors import DiskFull, SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
 
 # Workers opening a new file together take turns switching it to WAL; each turn is short.
 WAL_SWITCH_RETRY_S = 0.01
+# SQLite checkpoints the WAL into the file every 1,000 pages (4 MB) but never shrinks it; a
+# reader that holds a transaction for minutes keeps the checkpoint from reaching the end, and
+# the WAL grows meanwhile. Past this size the writer asks for a TRUNCATE checkpoint after its
+# commit (without waiting: busy_timeout 0), which succeeds once the reader has left.
+WAL_TRUNCATE_BYTES = 8 * 2**20
+SQLITE_FULL = 13
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
@@ -121,10 +127,26 @@ class SqliteSink:
                 if conn is not None:
                     self._rollback(conn)
                 raise self._store_error(exc) from exc
+            self._shrink_wal(conn)
         return WriteResult(written=len(rows))
+
+    def _shrink_wal(self, conn: sqlite3.Connection) -> None:
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            if wal.stat().st_size <= WAL_TRUNCATE_BYTES:
+                return
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        except (OSError, sqlite3.DatabaseError):
+            pass  # a reader still holds it, or another worker is writing: the next commit retries
 
     def _store_error(self, exc: sqlite3.DatabaseError) -> Exception:
         """Locked, disk full, I/O: try again later. Anything else (not a database): never."""
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(exc):
+            return DiskFull(f"sqlite {self.path}: {exc} (no space left on device)")
         unavailable = isinstance(exc, sqlite3.OperationalError)
         return (SinkUnavailable if unavailable else SinkRejected)(f"sqlite {self.path}: {exc}")
 
