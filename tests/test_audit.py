@@ -5,9 +5,12 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+from core.protocol import GapKind
+from core.series import Candle
 from core.timefmt import iso_utc, parse_iso_utc
 from simulator import quiet_minutes, truth
 from tests.e2e_support import Collector, write_config
+from worker.audit import classify_gaps
 
 
 def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_path) -> None:
@@ -53,3 +56,13 @@ def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_pat
     expected = {c[0]: list(c[1:]) for c in truth("binance", "BTC/USDT", "1m", start_ms, end_ms)}
     assert {ts: list(v) for ts, v in stored.items()} == expected
     assert run("--mode", "audit").proc.returncode == 0  # nothing repairable left
+
+
+def test_a_quiet_bar_next_to_a_lost_run_is_its_own_no_trades_gap() -> None:
+    # 09:59 had no trades (the exchange has no bar); 10:00..10:02 were lost by us. One merged
+    # gap would paint the 09:00 hour repairable although nothing in it can be repaired.
+    minute, t0 = 60_000, 1_700_000_000_000 // 3_600_000 * 3_600_000
+    served = {t0 + i * minute: Candle(t0 + i * minute, 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(3)}
+    gaps = classify_gaps([t0 - minute, t0, t0 + minute, t0 + 2 * minute], "1m", served, [])
+    assert [(g.start_ms, g.end_ms, g.missing, g.kind, g.exchange_bars) for g in gaps] == [
+        (t0 - minute, t0, 1, GapKind.NO_TRADES, 0), (t0, t0 + 3 * minute, 3, GapKind.REPAIRABLE, 3)]

@@ -90,7 +90,7 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
     stored = set(await stored_timestamps(series, start_ms, closed_end))
     result.expected, result.stored = len(expected), len(stored & set(expected))
     missing = [ts for ts in expected if ts not in stored]
-    result.gaps = _gaps(missing, series.timeframe, served, outcome.unavailable)
+    result.gaps = classify_gaps(missing, series.timeframe, served, outcome.unavailable)
     missing_served = [served[ts] for g in result.gaps if g.kind == GapKind.REPAIRABLE
                       for ts in grid(g.start_ms, g.end_ms, series.timeframe) if ts in served]
     if repair is not None:
@@ -99,27 +99,32 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
             result.repaired = len(missing_served)
         # What the store lacks once the repair is written: bars the exchange does not serve.
         written = {c.timestamp for c in missing_served}
-        result.after_repair = _gaps([ts for ts in missing if ts not in written], series.timeframe, served,
+        result.after_repair = classify_gaps([ts for ts in missing if ts not in written], series.timeframe, served,
                                     outcome.unavailable)
     return result
 
 
-def _gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
-          unavailable: list[tuple[int, int]]) -> list[Gap]:
-    """Group consecutive missing bars; classify each group by what the exchange serves."""
+def classify_gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
+                  unavailable: list[tuple[int, int]]) -> list[Gap]:
+    """Group consecutive missing bars of the same kind: served now (repairable), inside a
+    range the exchange no longer serves (unavailable), or neither (no trades). A quiet bar
+    next to a lost run stays its own gap, so the run's neighbours are not painted repairable."""
     gaps: list[Gap] = []
     for ts in missing:
-        if gaps and gaps[-1].end_ms == ts:
-            gaps[-1].end_ms = next_bar_start(ts, timeframe)
+        end = next_bar_start(ts, timeframe)
+        if ts in served:
+            kind = GapKind.REPAIRABLE
+        elif any(a <= ts and end <= b for a, b in unavailable):
+            kind = GapKind.UNAVAILABLE
+        else:
+            kind = GapKind.NO_TRADES
+        if gaps and gaps[-1].end_ms == ts and gaps[-1].kind == kind:
+            gaps[-1].end_ms = end
             gaps[-1].missing += 1
         else:
-            gaps.append(Gap(ts, next_bar_start(ts, timeframe), 1, GapKind.NO_TRADES))
-    for gap in gaps:
-        gap.exchange_bars = sum(1 for ts in grid(gap.start_ms, gap.end_ms, timeframe) if ts in served)
-        if gap.exchange_bars:
-            gap.kind = GapKind.REPAIRABLE
-        elif any(a <= gap.start_ms and gap.end_ms <= b for a, b in unavailable):
-            gap.kind = GapKind.UNAVAILABLE
+            gaps.append(Gap(ts, end, 1, kind))
+        if kind == GapKind.REPAIRABLE:
+            gaps[-1].exchange_bars += 1
     return gaps
 
 
