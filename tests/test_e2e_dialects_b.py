@@ -141,3 +141,29 @@ def test_live_stores_closed_bars_final_and_updates_the_open_one(sim, tmp_path, c
         (ts, older), (ts_later, newer) = first[key], later[key]
         if ts_later == ts:
             assert newer.values != older.values, key                  # the open bar moved on
+
+
+@pytest.mark.slow
+def test_live_over_a_bar_close_the_bar_that_was_open_ends_final(sim, tmp_path, collectors) -> None:
+    """Up to ~70 s: the bar open at the first sample closes, and its stored version becomes
+    the exchange's final one on every dialect."""
+    exchanges = {exchange: [{"symbol": symbol, "timeframes": ["1m"]}]
+                 for exchange, (symbol, *_) in CASES.items()}
+    for exchange in exchanges:
+        sim.set_rate_limit(exchange, enabled=False)
+    config = e2e_config(tmp_path, sim, exchanges, settings={"update_interval_seconds": 2})
+    collector = Collector(config)
+    collectors.append(collector)
+    collector.wait_healthy(60)
+    path = tmp_path / "md.sqlite"
+    series = [(exchange, entries[0]["symbol"], "1m") for exchange, entries in exchanges.items()]
+    open_ts = floor_to(now_ms(), MINUTE_MS)
+    poll(lambda: all(open_ts in sqlite_latest(path).get(key, {}) for key in series), 30, "the open bar stored")
+
+    def final() -> bool:
+        store = sqlite_latest(path)
+        return all(values_of(store[key]).get(open_ts) == truth_bars(key, open_ts, open_ts + 1).get(open_ts)
+                   for key in series)
+
+    poll(final, 90, "the bar that was open stored with its final values")
+    assert collector.terminate() == 0
