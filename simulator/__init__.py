@@ -35,7 +35,7 @@ subclass of a dialect (``Binance``, ``Kraken``, ``Okx``; a dialect maps a ``Requ
 ``python -m simulator --port 8900`` runs one on its own.
 """
 
-from .dialects import Binance, Dialect, Kraken, Okx, Reply, Request
+from .dialects import Binance, Bitget, Dialect, Gate, Hyperliquid, Kraken, Okx, Reply, Request
 from .faults import FAULT_KINDS
 from .limits import RateLimitConfig, default_rate_limits
 from .markets import MarketSpec, add_market
@@ -43,6 +43,6 @@ from .oracle import served_bar, truth
 from .prices import quiet_minutes
 from .server import EXCHANGES, ExchangeSimulator, RequestRecord, ccxt_config
 
-__all__ = ["EXCHANGES", "FAULT_KINDS", "Binance", "Dialect", "ExchangeSimulator", "Kraken", "MarketSpec",
+__all__ = ["EXCHANGES", "FAULT_KINDS", "Binance", "Bitget", "Dialect", "Gate", "Hyperliquid", "ExchangeSimulator", "Kraken", "MarketSpec",
            "Okx", "RateLimitConfig", "Reply", "Request", "RequestRecord", "add_market", "ccxt_config",
            "default_rate_limits", "quiet_minutes", "served_bar", "truth"]

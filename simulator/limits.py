@@ -5,6 +5,10 @@ exchangeInfo 20, time 1), 429 + Retry-After when exceeded; after ``ban_after`` (
 more 429s in one window every request gets 418 for ``ban_seconds`` (120, doubling
 per ban). kraken = token bucket of 15 requests refilled at 1/s. okx = token bucket
 per endpoint (candles 40/2 s, history-candles 20/2 s, others 20/2 s).
+gate = token bucket of 200 requests per 10 s per endpoint (public spot endpoints).
+bitget = token bucket of 20 requests per second per endpoint (candles, history-candles).
+hyperliquid = one bucket of 1200 weight per minute per IP for every /info request (weights in
+:mod:`simulator.dialects.hyperliquid`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class RateLimitConfig:
     ban_after: int = 0               # window: 429s tolerated per window before 418
     ban_seconds: float = 120.0
     per_endpoint: dict[str, tuple[float, float]] = field(default_factory=dict)
+    shared: bool = False             # bucket: one bucket for every endpoint (Hyperliquid's weight)
 
 
 def default_rate_limits() -> dict[str, RateLimitConfig]:
@@ -31,6 +36,9 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
         "kraken": RateLimitConfig("bucket", limit=15, window=15),
         "okx": RateLimitConfig("bucket", limit=20, window=2, per_endpoint={
             "market/candles": (40, 2), "market/history-candles": (20, 2)}),
+        "gate": RateLimitConfig("bucket", limit=200, window=10),
+        "bitget": RateLimitConfig("bucket", limit=20, window=1),
+        "hyperliquid": RateLimitConfig("bucket", limit=1200, window=60, shared=True),
     }
 
 
@@ -51,7 +59,9 @@ class Limiter:
         """Return ("ok" | "limited" | "banned", retry_after_seconds)."""
         if self.cfg.algorithm == "window":
             return self._window(cost, now)
-        return self._bucket(key, cost, now) if self.cfg.enabled else ("ok", 0.0)
+        if not self.cfg.enabled:
+            return "ok", 0.0
+        return self._bucket("*" if self.cfg.shared else key, cost, now)
 
     def _window(self, cost: float, now: float) -> tuple[str, float]:
         if now < self.banned_until and self.cfg.enabled:

@@ -46,6 +46,19 @@ _MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
     ("okx", "ETH/USDT"): ("ETH-USDT", 2),
     ("okx", "SOL/USDT"): ("SOL-USDT", 2),
 }
+# Gate, Bitget and Hyperliquid spot. Hyperliquid names a spot pair by its universe index
+# ("@142" is UBTC/USDC, which ccxt lists as BTC/USDC) and quotes 5 significant digits.
+_MARKET_TABLE.update({
+    ("gate", "BTC/USDT"): ("BTC_USDT", 1),
+    ("gate", "ETH/USDT"): ("ETH_USDT", 2),
+    ("gate", "SOL/USDT"): ("SOL_USDT", 2),
+    ("bitget", "BTC/USDT"): ("BTCUSDT", 2),
+    ("bitget", "ETH/USDT"): ("ETHUSDT", 2),
+    ("bitget", "SOL/USDT"): ("SOLUSDT", 3),
+    ("hyperliquid", "BTC/USDC"): ("@142", 0),
+    ("hyperliquid", "ETH/USDC"): ("@151", 1),
+    ("hyperliquid", "SOL/USDC"): ("@156", 2),
+})
 
 
 def _build_markets() -> dict[tuple[str, str], MarketSpec]:

@@ -277,12 +277,12 @@ class ExchangeSimulator:
         if exchange not in self._dialects:
             _send(handler, Reply(404, b"Not Found", content_type="text/plain"))
             return
-        self._serve(handler, exchange, method, "/" + rest, query)
+        self._serve(handler, exchange, method, "/" + rest, query, _json_body(handler))
 
     def _serve(self, handler: BaseHTTPRequestHandler, exchange: str, method: str,
-               path: str, query: dict[str, str]) -> None:
+               path: str, query: dict[str, str], body: object = None) -> None:
         dialect = self._dialects[exchange]
-        endpoint = dialect.route(path)
+        endpoint = dialect.route_request(path, body)
         with self._lock:
             now = self._now()
             now_ms = self._clock_ms(exchange, now, consume=True)
@@ -304,7 +304,7 @@ class ExchangeSimulator:
             self._stop_event.wait(float(fault.params.get("seconds", 30.0)))
         reply = fault_reply(dialect, fault, now_ms) if fault else None
         if reply is None:
-            reply = self._answer(dialect, exchange, endpoint, query, now_ms, fault)
+            reply = self._answer(dialect, exchange, endpoint, query, now_ms, fault, body)
         with self._lock:
             counts = self._counters[exchange]
             counts[f"status:{reply.status}"] += 1
@@ -313,19 +313,21 @@ class ExchangeSimulator:
         _send(handler, reply)
 
     def _answer(self, dialect: Dialect, exchange: str, endpoint: str | None,
-                query: dict[str, str], now_ms: int, fault: Fault | None) -> Reply:
+                query: dict[str, str], now_ms: int, fault: Fault | None, body: object = None) -> Reply:
         if endpoint is None:
             return Reply(404, b"Not Found", content_type="text/plain")
         with self._lock:
             limiter = self._limiters[exchange]
-            verdict, retry = limiter.check(endpoint, dialect.cost(endpoint, query), self._now())
+            # A JSON body (Hyperliquid) can change the weight: candleSnapshot pays per bar.
+            cost = dialect.cost(endpoint, query) if body is None else dialect.cost(endpoint, query, body=body)
+            verdict, retry = limiter.check(endpoint, cost, self._now())
             used = limiter.used
             if verdict != "ok":
                 self._counters[exchange]["rate_limited"] += 1
         if verdict != "ok":
             return dialect.rate_limited(retry, now_ms, banned=verdict == "banned")
         mutate = partial(mutate_rows, fault.kind) if fault and fault.kind in BAD_ROW_KINDS else None
-        reply = dialect.handle(Request(endpoint, query, now_ms, mutate))
+        reply = dialect.handle(Request(endpoint, query, now_ms, mutate, body))
         if exchange == "binance":
             reply.headers["X-MBX-USED-WEIGHT-1M"] = str(int(used))
         return reply
@@ -362,6 +364,18 @@ def ccxt_config(base_url: str, exchange: str) -> dict:
     if exchange not in DIALECTS:
         raise KeyError(exchange)
     return DIALECTS[exchange].ccxt_config(f"{base_url.rstrip('/')}/{exchange}")
+
+
+def _json_body(handler: BaseHTTPRequestHandler) -> object:
+    """The JSON body of a request (Hyperliquid's POST /info names its endpoint there), or None."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    if length <= 0:
+        return None
+    raw = handler.rfile.read(length)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def _set_or_clear(table: dict, exchange: str | None, value: object) -> None:

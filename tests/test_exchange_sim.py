@@ -22,7 +22,6 @@ import ccxt.async_support as accxt
 import pytest
 
 from simulator import (
-    EXCHANGES,
     Binance,
     ExchangeSimulator,
     Reply,
@@ -37,6 +36,7 @@ MIN = 60_000
 SYMBOLS = {"binance": ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
            "kraken": ("BTC/USD", "ETH/USD", "SOL/USD"),
            "okx": ("BTC/USDT", "ETH/USDT", "SOL/USDT")}
+EXCHANGES = tuple(SYMBOLS)                # the dialects this file covers; others have files of their own
 BTC = {ex: symbols[0] for ex, symbols in SYMBOLS.items()}
 # kraken's real rateLimit (1000 ms x cost 1.2) would make the suite slow.
 SPEEDUP = {"kraken": {"rateLimit": 20}}

@@ -20,8 +20,14 @@ from core.protocol import SeriesStatus
 from core.series import Candle, SeriesKey
 from core.timeframes import bar_start, bars_between, next_bar_start, timeframe_ms
 from worker.candles import ParsedBatch, log_rejections, parse_candles
-from worker.errors import CollectorError
+from worker.errors import CollectorError, ExchangeRejected
 from worker.exchange import ExchangeClient
+from worker.served_range import (
+    oldest_accepted_since,
+    refused_for_age,
+    report_unavailable,
+    starts_at_retention_floor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +127,17 @@ async def backfill_series(
                 outcome.error = "interrupted by shutdown"
                 return outcome
             limit = limit_at(since)
-            raw, batch = await _fetch_page(client, series, since, limit, outcome)
+            try:
+                raw, batch = await _fetch_page(client, series, since, limit, outcome)
+            except ExchangeRejected as exc:
+                # Refused, perhaps for asking too far back (Gate): find where it begins.
+                served_from = await oldest_accepted_since(client, series, since, now_ms) \
+                    if refused_for_age(exc) and outcome.pages <= 1 + len(outcome.unavailable) else None
+                if served_from is None or served_from <= since:
+                    raise
+                report_unavailable(outcome, since, served_from)
+                since = outcome.covered_until = min(served_from, end_ms)
+                continue
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
                 break  # an empty page, or one with nothing after the cursor: no progress possible
@@ -134,7 +150,8 @@ async def backfill_series(
                                        "timeframe": tf, "limit": limit})
                 continue
             if outcome.pages == 1:
-                _note_unserved_start(outcome, since, fresh, now_ms, step)
+                window = client.max_ohlcv_limit(series.symbol, tf, since)
+                _note_unserved_start(outcome, since, fresh, now_ms, step, window)
             cutoff = min(end_ms, bar_start(now_ms, tf))  # bars opening before it are closed
             closed = [c for c in fresh if c.timestamp < cutoff]
             if closed:
@@ -257,21 +274,17 @@ def _closed_end(end_ms: int, now_ms: int, timeframe: str) -> int:
 
 
 def _note_unserved_start(outcome: SeriesOutcome, since: int, fresh: list[Candle], now_ms: int,
-                         step: int) -> None:
+                         step: int, window: int | None) -> None:
     """Record the head of the range the exchange would not serve.
 
-    A first page that starts after ``since`` and already reaches the present means the
-    exchange answered with its most recent window instead of what was asked for: what lies
-    between ``since`` and the first bar is not served, whatever it contains. A first page
-    that starts late but ends in the past is an ordinary stretch without trades.
+    A first page that starts after ``since`` and already reaches the present, or starts where
+    the exchange's newest ``window`` bars begin, means the exchange answered with its most
+    recent bars instead of what was asked for: what lies between ``since`` and the first bar is
+    not served, whatever it contains. A first page that starts late elsewhere is an ordinary
+    stretch without trades.
     """
     first, newest = fresh[0].timestamp, fresh[-1].timestamp
-    reaches_present = newest + 2 * step >= now_ms
-    if first > since and reaches_present and bars_between(since, first, outcome.series.timeframe) > 1:
-        unserved_end = min(first, outcome.end_ms)
-        outcome.unavailable.append((since, unserved_end))
-        log.warning("%s: the exchange serves no candles before %s; [%s, %s) is unavailable",
-                    outcome.series, first, since, unserved_end,
-                    extra={"event": "history_unavailable", "symbol": outcome.series.symbol,
-                           "timeframe": outcome.series.timeframe, "unavailable_from": since,
-                           "unavailable_until": unserved_end})
+    tf = outcome.series.timeframe
+    recent_only = newest + 2 * step >= now_ms or starts_at_retention_floor(first, now_ms, window, tf)
+    if first > since and recent_only and bars_between(since, first, tf) > 1:
+        report_unavailable(outcome, since, first)

@@ -37,6 +37,7 @@ class Request:
     query: dict[str, str]
     now_ms: int                      # the exchange's clock (offset applied)
     mutate: Mutator | None = None
+    body: object = None              # the parsed JSON body of a POST (Hyperliquid's /info)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class Dialect:
 
     def route(self, path: str) -> str | None:
         return self.routes.get(path)
+
+    def route_request(self, path: str, body: object) -> str | None:
+        """The endpoint of a request; APIs that name it in a POST body override this."""
+        return self.route(path)
 
     def cost(self, endpoint: str, query: dict[str, str]) -> float:
         """Rate-limit cost of one request (Binance weight; 1 elsewhere)."""
