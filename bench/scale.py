@@ -107,7 +107,7 @@ def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: "Hist
             ideal = n * sim_pace_s
             steady = run.cycle_s[-1] if run.cycle_s else float("nan")
             cpu = statistics.median(run.cpu_per_cycle_s) if run.cpu_per_cycle_s else float("nan")
-            over = n * sim_pace_s > INTERVAL_S
+            over = n * sim_pace_s >= INTERVAL_S  # plus a round trip: no room left in the interval
             line(f"N={n:,}: cycles {[round(c, 1) for c in run.cycle_s]} s against the ideal {ideal:.1f} s "
                  f"({steady / ideal:.2f} x); worker CPU per cycle {cpu:.2f} s "
                  f"({cpu / n * 1000:.2f} ms per series); worker USS {mb(run.worker_uss)}, supervisor "
