@@ -28,6 +28,7 @@ import ccxt.async_support as ccxt_async
 from bench.sim import SimProcess
 from core.series import SeriesKey, to_rows
 from core.timefmt import iso_utc
+from worker import ohlcv_fast
 from worker.candles import parse_candles
 from worker.sinks.sqlite import SqliteSink
 
@@ -67,10 +68,11 @@ def stage_breakdown(sim: SimProcess, since_ms: int, repeat: int = 20) -> dict[st
     body = urllib.request.urlopen(url).read()
     exchange = ccxt.binance(sim.ccxt["binance"])  # parse_ohlcv is the same code in async
     exchange.load_markets()
+    ohlcv_fast.install(exchange)  # as the worker's exchanges have it (worker/exchange.py)
     market = exchange.market("BTC/USDT")
     stages: dict[str, float] = {}
     stages[f"JSON decode ({JSON_NAME})"], raw = _per_page_ms(lambda: _loads(body), repeat)
-    stages["ccxt parse_ohlcvs"], ohlcv = _per_page_ms(
+    stages["ccxt parse_ohlcvs (checked fast path)"], ohlcv = _per_page_ms(
         lambda: exchange.parse_ohlcvs(raw, market, "1m", None, None), repeat)
     stages["worker.candles.parse_candles"], batch = _per_page_ms(
         lambda: parse_candles(ohlcv, "1m"), repeat)
@@ -100,6 +102,7 @@ def request_path_ms(sim: SimProcess, since_ms: int, pages: int = 30) -> float:
     """
     async def run() -> float:
         exchange = ccxt_async.binance({**sim.ccxt["binance"], "rateLimit": 0.001})
+        ohlcv_fast.install(exchange)
         try:
             await exchange.load_markets()
             await exchange.fetch_ohlcv("BTC/USDT", "1m", since_ms, 1000)

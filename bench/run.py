@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ccxt
 
-from bench import cli, inprocess, memprobe, metrics_render, pipeline, soak
+from bench import cli, inprocess, memprobe, metrics_render, pipeline, scale, soak
 from bench.report import Figure, line, markdown_table, mb, rate, section
 from bench.sim import SimProcess, measure_ceiling, throttled_counts
 from bench.sim_server import extra_binance_symbols
@@ -390,7 +390,7 @@ class Bench:
         fetch = pipeline.request_path_ms(self.sim, self.start_ms)
         counted = sum(v for k, v in stages.items() if not k.startswith("  "))
         total = cpu_s / run.pages * 1000
-        parse = stages["ccxt parse_ohlcvs"] + next(v for k, v in stages.items() if k.startswith("JSON"))
+        parse = next(v for k, v in stages.items() if k.startswith("ccxt parse_ohlcvs")) + next(v for k, v in stages.items() if k.startswith("JSON"))
         for name, value in stages.items():
             line(f"  {name:48s} {value:6.1f} ms")
         line(f"  {'ccxt async fetch_ohlcv alone (HTTP+JSON+parse)':48s} {fetch:6.1f} ms "
@@ -483,6 +483,28 @@ class Bench:
             f"{mb(start_uss)} -> {mb(end_uss)} ({growth:+.1%}); {extrapolated}",
             target="<= 60 MB, growth < 5%", ok=ok, throttled=run.throttled))
 
+    # -- scale -----------------------------------------------------------------------------
+
+    def scale(self) -> None:
+        """LIVE at 1,000 and 3,000 series; HISTORY CPU per 1,000 candles (bench/scale.py)."""
+        section("Scale: HISTORY CPU per 1,000 candles, Binance 3 x 1m at its limit, latency 100 ms")
+        pages = self.prewarm()
+        self.cache_misses()
+        ideal_s = pages * self.klines_s
+        history = scale.HistoryCpu()
+        series = {s: ["1m"] for s in BINANCE_HISTORY}
+        for attempt in range(self.mode.pipeline_runs):
+            self.sim.reset(LATENCY_S)
+            run = inprocess.product_history(self.sim, self.db(f"scale-history-{attempt}"), "binance",
+                                            series, self.start_ms, self.end_ms)
+            history.add(run, ideal_s)
+            history.throttled = tuple(map(sum, zip(history.throttled, throttled_counts(self.sim.counters()))))
+            line(f"run {attempt + 1}: {run.candles:,} candles in {run.wall_s:.2f} s (ideal {ideal_s:.2f} s, "
+                 f"efficiency {ideal_s / run.wall_s:.3f}); CPU {run.cpu_s * 1000:.0f} ms worker + "
+                 f"{run.writer_cpu_s * 1000:.0f} ms writer = {history.ms_per_1000[-1]:.1f} ms per 1,000 "
+                 f"candles; pages rendered {self.cache_misses()}")
+        self.figures.extend(scale.run_scale(self.klines_s, self.workdir, LATENCY_S, history))
+
     # -- summary ---------------------------------------------------------------------------
 
     def soak(self) -> None:
@@ -540,7 +562,9 @@ def _metrics_scenario(bench: "Bench") -> None:
 
 # In the order a full run measures them; history_cli compares against history's baseline.
 SCENARIOS = ("simulator_ceiling", "history", "history_cli", "live", "pipeline", "memory", "metrics")
-EXTRA_SCENARIOS = ("soak",)      # run only when named with --only
+# Run only when named with --only: the soak (minutes of faults) and scale (about 6 minutes,
+# a simulator of its own).
+EXTRA_SCENARIOS = ("soak", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

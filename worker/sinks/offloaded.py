@@ -179,7 +179,9 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
 
 
 def _write(sink: Any, rows: list[tuple]) -> tuple[int, list[tuple[tuple, str]]]:
-    result = sink.write([OhlcvRow._make(row) for row in rows])
+    if not getattr(sink, "writes_plain_tuples", False):
+        rows = [OhlcvRow._make(row) for row in rows]
+    result = sink.write(rows)
     return result.written, [(tuple(row), reason) for row, reason in result.rejected]
 
 

@@ -52,6 +52,10 @@ _UPSERT = (
 
 
 class SqliteSink:
+    # ``write`` takes plain tuples in OhlcvRow's field order too: the HISTORY writer process
+    # (worker/sinks/offloaded.py) then skips building a named tuple per row.
+    writes_plain_tuples = True
+
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._busy_timeout_s = busy_timeout_s
@@ -112,9 +116,10 @@ class SqliteSink:
         if not rows:
             return WriteResult()
         # A batch shares one or a few ingestion times: format each once, not once per row.
-        ingested = {ms: iso_utc(ms) for ms in {r.ingested_at for r in rows}}
-        params = [(iso_utc(r.timestamp), r.exchange, r.symbol, r.timeframe, r.open, r.high,
-                   r.low, r.close, r.volume, ingested[r.ingested_at]) for r in rows]
+        # Rows are unpacked by position, so plain tuples in OhlcvRow's order do as well.
+        ingested = {ms: iso_utc(ms) for ms in {r[-1] for r in rows}}
+        params = [(iso_utc(ts), exchange, symbol, timeframe, o, h, l, c, v, ingested[at])
+                  for ts, exchange, symbol, timeframe, o, h, l, c, v, at in rows]
         with self._lock:
             conn = None
             try:
