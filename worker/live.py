@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from core.protocol import SeriesStatus
-from core.series import Candle, OhlcvRow, SeriesKey, to_rows
+from core.series import OHLCV, Candle, Row, SeriesKey, to_rows
 from core.timeframes import bar_start
-from worker.backfill import SeriesOutcome, backfill_series
+from worker.backfill import SeriesOutcome
 from worker.candles import parse_candles
+from worker.datasets import dataset_for
+from worker.datasets.live_points import LivePointsPolicy
 from worker.errors import CollectorError, SinkUnavailable, TransientError
-from worker.live_bars import LiveBars, LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.session import ExchangeSession, WorkerStats, series_extra
 from worker.spool import Spool
 
@@ -35,10 +37,16 @@ class RepairRows:
 
     def __init__(self, clock_ms: int) -> None:
         self._ingested_at = clock_ms
-        self.rows: list[OhlcvRow] = []
+        self.rows: list[Row] = []
+        # Funding and open interest fetched, so that LIVE does not write them a second time.
+        self.points: dict[SeriesKey, list[Any]] = {}
 
     async def add(self, series: SeriesKey, candles: list[Candle]) -> None:
-        self.rows.extend(to_rows(series, candles, self._ingested_at))
+        if series.dataset == OHLCV:
+            self.rows.extend(to_rows(series, candles, self._ingested_at))
+        else:
+            self.rows.extend(dataset_for(series).rows(series, candles, self._ingested_at))
+            self.points.setdefault(series, []).extend(candles)
 
 
 class LiveCollector:
@@ -47,6 +55,7 @@ class LiveCollector:
         self.settings = session.settings
         self.spool = spool if spool is not None else Spool(None, session.settings.spool_max_rows)
         self._policy = LiveWritePolicy()
+        self._points_policy = LivePointsPolicy()
         # Series with a gap to repair, and where it starts when known (None: the store's newest
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
@@ -59,8 +68,9 @@ class LiveCollector:
     async def resume_from_store(self) -> None:
         """Backfill from each series' last stored bar, so downtime leaves no gap."""
         async with self.session.heartbeat():
-            rows = await self._repair(self.session.series)
-            await self._write_live(rows)
+            repaired = await self._repair(self.session.series)
+            await self._write_live(repaired.rows)
+            self._remember_points(repaired)
 
     async def cycle(self) -> None:
         """One cycle, telling the supervisor it is alive while it waits on the exchange or store."""
@@ -70,13 +80,18 @@ class LiveCollector:
     async def _cycle(self) -> None:
         started = time.monotonic()
         series = self.session.series
-        repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else []
+        repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else None
         results = await asyncio.gather(*(self._fetch(s) for s in series))
         rows = [row for series_rows, _ in results for row in series_rows]
-        written = await self._write_live(repaired + rows)
+        written = await self._write_live((repaired.rows if repaired else []) + rows)
+        if repaired:
+            self._remember_points(repaired)
         if written:
-            for s, bars in ((s, bars) for s, (_, bars) in zip(series, results) if bars):
-                self._policy.written(s, bars)
+            for s, (_, bars) in zip(series, results):
+                if bars and s.dataset == OHLCV:
+                    self._policy.written(s, bars)
+                elif bars:
+                    self._points_policy.written(s, bars)
         failures = sum(1 for _, bars in results if bars is None)
         self.stats.cycles += 1
         if written and failures < len(series):
@@ -86,9 +101,11 @@ class LiveCollector:
                  extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
                         "duration_ms": round((time.monotonic() - started) * 1000)})
 
-    async def _fetch(self, series: SeriesKey) -> tuple[list[OhlcvRow], LiveBars | None]:
+    async def _fetch(self, series: SeriesKey) -> tuple[list[Row], Any]:
         if self.session.stopping:
             return [], None
+        if series.dataset != OHLCV:
+            return await self._fetch_points(series)
         client = self.session.client
         limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
         try:
@@ -107,9 +124,31 @@ class LiveCollector:
         candles = self._policy.select(series, bars)
         return to_rows(series, candles, int(self.session.clock() * 1000)), bars
 
+    async def _fetch_points(self, series: SeriesKey) -> tuple[list[Row], list[Any] | None]:
+        """The funding rates or open-interest periods that appeared since the last cycles."""
+        dataset = dataset_for(series)
+        now_ms = int(self.session.clock() * 1000)
+        since = now_ms - dataset.live_lookback_ms(series, self.settings.update_interval_seconds)
+        found: list[Any] = []
+
+        async def keep(_: SeriesKey, points: list[Any]) -> None:
+            found.extend(points)
+
+        outcome = await dataset.backfill(self.session.client, series, since, now_ms + 1,
+                                         page_limit=self.settings.history_page_limit, emit=keep)
+        self.session.stats.rows_rejected += outcome.rejected
+        if outcome.error is not None:
+            self.stats.cycle_errors += 1
+            self._mark_gap(series, self._points_policy.newest(series))
+            log.error("fetch failed for %s: %s", series, outcome.error,
+                      extra=series_extra(series, "fetch_error", error=outcome.error[:300]))
+            return [], None
+        fresh = self._points_policy.select(series, found)
+        return dataset.rows(series, fresh, now_ms), fresh
+
     # -- writing: spool first, then this cycle's rows ---------------------------------------
 
-    async def _write_live(self, rows: list[OhlcvRow]) -> bool:
+    async def _write_live(self, rows: list[Row]) -> bool:
         """Deliver spooled rows first (in order), then ``rows``; spool them on failure."""
         if len(self.spool):
             spooled = self.spool.rows()
@@ -128,7 +167,7 @@ class LiveCollector:
             return self._spool(rows, exc)
         return True
 
-    def _spool(self, rows: list[OhlcvRow], exc: Exception) -> bool:
+    def _spool(self, rows: list[Row], exc: Exception) -> bool:
         overflow = self.spool.append(rows)
         log.error("store unavailable, %d rows spooled for the next cycle: %s", len(self.spool), exc,
                   extra={"event": "sink_write_error", "rows": len(rows), "spooled": len(self.spool),
@@ -144,7 +183,12 @@ class LiveCollector:
 
     # -- gap repair ------------------------------------------------------------------------
 
-    async def _repair(self, series: Sequence[SeriesKey]) -> list[OhlcvRow]:
+    def _remember_points(self, repaired: RepairRows) -> None:
+        """Rows a repair wrote (or spooled) are not written again by the next cycles."""
+        for series, points in repaired.points.items():
+            self._points_policy.written(series, points)
+
+    async def _repair(self, series: Sequence[SeriesKey]) -> RepairRows:
         """The closed bars each series misses since its last stored one (inclusive: it may
         have been stored while open), as rows for the caller to write."""
         try:
@@ -154,7 +198,7 @@ class LiveCollector:
                       extra={"event": "gap_repair_error", "error": str(exc)[:300]})
             for s in series:
                 self._mark_gap(s, None)
-            return []
+            return RepairRows(int(self.session.clock() * 1000))
         starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
         now_ms = int(self.session.clock() * 1000)
         floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
@@ -167,7 +211,7 @@ class LiveCollector:
         for outcome in outcomes:
             if outcome is not None and outcome.status == SeriesStatus.FAILED:
                 self._mark_gap(outcome.series, starts[outcome.series])
-        return repaired.rows
+        return repaired
 
     def _mark_gap(self, series: SeriesKey, since_ms: int | None) -> None:
         """Remember that ``series`` needs repair from ``since_ms``; the earliest known start wins."""
@@ -179,13 +223,15 @@ class LiveCollector:
 
     async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int, now_ms: int,
                           repaired: RepairRows) -> SeriesOutcome | None:
-        start = max(last_ms, bar_start(floor_ms, series.timeframe))
-        if start >= bar_start(now_ms, series.timeframe):
+        dataset = dataset_for(series)
+        resume_at = last_ms if series.dataset == OHLCV else dataset.next_after(series, last_ms)
+        start = max(resume_at, dataset.align_down(series, floor_ms))
+        if series.dataset == OHLCV and start >= bar_start(now_ms, series.timeframe):
             return None  # nothing closed is missing; the LIVE fetch covers the rest
-        outcome = await backfill_series(self.session.client, series, start, now_ms,
-                                        page_limit=self.settings.history_page_limit,
-                                        emit=repaired.add,
-                                        concurrency=self.settings.max_concurrent_requests)
+        outcome = await dataset.backfill(self.session.client, series, start, now_ms,
+                                         page_limit=self.settings.history_page_limit,
+                                         emit=repaired.add,
+                                         concurrency=self.settings.max_concurrent_requests)
         if last_ms < floor_ms:
             log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
                         series, last_ms, start, extra=series_extra(series, "gap_repair_truncated"))
