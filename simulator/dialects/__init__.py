@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from .base import BadRequest, Dialect, Mutator, Reply, Request, RowLayout, html_error, mutate_rows
 from .binance import Binance
+from .binanceusdm import BinanceUsdm
 from .kraken import Kraken
 from .okx import Okx
 
-DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx}
+DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx,
+                                      "binanceusdm": BinanceUsdm}
 
-__all__ = ["DIALECTS", "BadRequest", "Binance", "Dialect", "Kraken", "Mutator", "Okx", "Reply", "Request",
+__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Dialect", "Kraken", "Mutator", "Okx", "Reply", "Request",
            "RowLayout", "html_error", "mutate_rows"]
