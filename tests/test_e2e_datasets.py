@@ -15,7 +15,7 @@ from tests.datasets_support import (
     open_interest_truth,
     sqlite_points,
 )
-from tests.e2e_support import Collector, bigquery_env, bigquery_storage, e2e_config, iso_arg
+from tests.e2e_support import Collector, bigquery_env, bigquery_storage, e2e_config, iso_arg, poll
 
 HOUR, DAY = 3_600_000, 86_400_000
 EX, BTC, SOL = "binanceusdm", "BTC/USDT:USDT", "SOL/USDT:USDT"
@@ -113,3 +113,54 @@ def test_a_dataset_the_symbol_or_exchange_lacks_is_skipped_at_start_and_the_rest
     assert "spot" in skipped[("binance", "funding_rates")]
     done = {(e["exchange"], e["dataset"]) for e in run.events("history_series_done") if e["status"] == "complete"}
     assert done == {("binance", "ohlcv"), ("kraken", "ohlcv")}
+
+
+def _next_funding_boundary(now_s: float) -> int:
+    step = 8 * 3600
+    return int(now_s // step + 1) * step
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "bigquery"])
+def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
+        tmp_path, collectors, kind, request) -> None:
+    """The simulator's clock runs 12 s before a funding time, which is also the close of a 5m
+    open-interest period; with BigQuery the store is down while they appear."""
+    from simulator import ExchangeSimulator
+    from simulator.derivatives import truth_funding, truth_open_interest
+
+    boundary = _next_funding_boundary(time.time())
+    shift = boundary - 12 - time.time()
+    sim = ExchangeSimulator(now=lambda: time.time() + shift).start()
+    request.addfinalizer(sim.stop)
+    fake = request.getfixturevalue("bigquery_fake") if kind == "bigquery" else None
+    storage, env, read = _store(kind, tmp_path, fake)
+    if storage is not None:  # a write gives up quickly, so that the outage reaches the spool
+        storage["bigquery"].update(retry_deadline_seconds=2, request_timeout_seconds=2)
+    config = e2e_config(tmp_path, sim, {EX: [{"symbol": BTC, "funding_rates": True, "open_interest": ["5m"]}]},
+                        storage=storage)
+    live = Collector(config, env=env)
+    collectors.append(live)
+    live.wait_healthy(30)
+    outage = None
+    if fake is not None:
+        outage = fake.add_fault("http_503", op="insertAll", duration=max(1.0, boundary - (time.time() + shift)) + 6)
+
+    boundary_ms = boundary * 1000
+    funding = truth_funding(EX, BTC, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
+    period = truth_open_interest(EX, BTC, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
+    assert len(funding) == 1 and len(period) == 1
+    funding_key, period_key = (EX, BTC, funding[0][0]), (EX, BTC, "5m", boundary_ms - 300_000)
+
+    def arrived() -> bool:
+        return (read(FUNDING).get(funding_key) == (funding[0][1],)
+                and read(OPEN_INTEREST).get(period_key) == tuple(period[0][1:]))
+
+    poll(lambda: time.time() + shift >= boundary, 30, "the funding time on the exchange clock")
+    appeared = time.time()
+    poll(arrived, 30 if outage else 4, "the new funding rate and open-interest period in the store")
+    if outage is None:
+        assert time.time() - appeared <= 1 + 2.5   # one interval, plus a cycle's own time
+    else:
+        assert live.events("sink_write_error"), "the outage never met a write"
+        assert live.events("spool_delivered")
+    assert live.terminate() == 0

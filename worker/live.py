@@ -127,7 +127,10 @@ class LiveCollector:
     async def _fetch_points(self, series: SeriesKey) -> tuple[list[Row], list[Any] | None]:
         """The funding rates or open-interest periods that appeared since the last cycles."""
         dataset = dataset_for(series)
-        now_ms = int(self.session.clock() * 1000)
+        try:
+            now_ms = await self.session.client.exchange_now_ms()  # what happened is on its clock
+        except CollectorError:
+            now_ms = int(self.session.clock() * 1000)
         since = now_ms - dataset.live_lookback_ms(series, self.settings.update_interval_seconds)
         found: list[Any] = []
 
@@ -144,7 +147,7 @@ class LiveCollector:
                       extra=series_extra(series, "fetch_error", error=outcome.error[:300]))
             return [], None
         fresh = self._points_policy.select(series, found)
-        return dataset.rows(series, fresh, now_ms), fresh
+        return dataset.rows(series, fresh, int(self.session.clock() * 1000)), fresh
 
     # -- writing: spool first, then this cycle's rows ---------------------------------------
 
