@@ -22,6 +22,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -100,6 +101,9 @@ class BigQueryConfig(_Strict):
     dataset: str = "market_data"
     table: str = "market_data_ohlcv"
     location: str = "US"
+    # Tables of the other datasets, by dataset (funding_rates, open_interest); default names
+    # market_data_funding_rates and market_data_open_interest in the same dataset.
+    tables: dict[Literal["funding_rates", "open_interest"], str] = Field(default_factory=dict)
     # The client's default retry runs for 10 minutes: far too long for a LIVE cycle.
     request_timeout_seconds: PositiveFloat = 30
     retry_deadline_seconds: PositiveFloat = 60
@@ -111,9 +115,31 @@ class StorageConfig(_Strict):
     bigquery: BigQueryConfig = BigQueryConfig()
 
 
+# Open-interest periods some exchange serves (ccxt notation); whether this exchange serves
+# one is checked by the worker after load_markets.
+OPEN_INTEREST_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+
 class SymbolConfig(_Strict):
     symbol: str
-    timeframes: list[str] = Field(min_length=1)
+    funding_rates: bool = False
+    open_interest: list[str] = Field(default_factory=list)
+    # OHLCV timeframes; may be empty when another dataset is asked for (declared after them,
+    # so that its check sees them).
+    timeframes: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]
+
+    @field_validator("open_interest")
+    @classmethod
+    def _known_periods(cls, values: list[str]) -> list[str]:
+        problems = [f"{p!r} is not an open-interest period (one of {', '.join(OPEN_INTEREST_PERIODS)})"
+                    for p in values if p not in OPEN_INTEREST_PERIODS]
+        duplicates = sorted({p for p in values if values.count(p) > 1})
+        if duplicates:
+            problems.append(f"listed more than once: {', '.join(duplicates)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return values
+
 
     @field_validator("symbol")
     @classmethod
@@ -121,6 +147,16 @@ class SymbolConfig(_Strict):
         if not _SYMBOL.match(value):
             raise ValueError(f"{value!r} is not a unified symbol of the form BASE/QUOTE, e.g. BTC/USDT")
         return value
+
+    @field_validator("timeframes", mode="before")
+    @classmethod
+    def _timeframes_or_another_dataset(cls, values: Any, info: ValidationInfo) -> Any:
+        other_datasets = info.data.get("funding_rates") or info.data.get("open_interest")
+        if values is None and not other_datasets:
+            raise ValueError("required key is missing (unless funding_rates or open_interest is set)")
+        if values == [] and not other_datasets:
+            raise ValueError("should have at least 1 item (or set funding_rates / open_interest)")
+        return [] if values is None else values
 
     @field_validator("timeframes")
     @classmethod
@@ -196,7 +232,8 @@ class AppConfig(_Strict):
         return value
 
     def series_count(self) -> int:
-        return sum(len(s.timeframes) for e in self.exchanges.values() for s in e.symbols)
+        return sum(len(s.timeframes) + s.funding_rates + len(s.open_interest)
+                   for e in self.exchanges.values() for s in e.symbols)
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> AppConfig:

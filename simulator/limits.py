@@ -27,6 +27,9 @@ class RateLimitConfig:
     ban_seconds: float = 120.0
     per_endpoint: dict[str, tuple[float, float]] = field(default_factory=dict)
     shared: bool = False             # bucket: one bucket for every endpoint (Hyperliquid's weight)
+    # window: endpoints with a request limit of their own besides the weight, (requests,
+    # seconds) per fixed window (Binance USDⓈ-M fundingRate 500/5 min, openInterestHist 1000/5 min).
+    endpoint_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def default_rate_limits() -> dict[str, RateLimitConfig]:
@@ -34,6 +37,8 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
     return {
         "binance": RateLimitConfig("window", limit=6000, window=60, ban_after=3),
         "kraken": RateLimitConfig("bucket", limit=15, window=15),
+        "binanceusdm": RateLimitConfig("window", limit=2400, window=60, ban_after=3, endpoint_windows={
+            "fundingRate": (500, 300), "openInterestHist": (1000, 300)}),
         "okx": RateLimitConfig("bucket", limit=20, window=2, per_endpoint={
             "market/candles": (40, 2), "market/history-candles": (20, 2)}),
         "gate": RateLimitConfig("bucket", limit=200, window=10),
@@ -54,10 +59,15 @@ class Limiter:
         self.banned_until = 0.0
         self.ban_seconds = cfg.ban_seconds
         self.buckets: dict[str, tuple[float, float]] = {}      # key -> (tokens, last)
+        self.endpoint_counts: dict[str, tuple[float, int]] = {}  # key -> (window start, requests)
 
     def check(self, key: str, cost: float, now: float) -> tuple[str, float]:
         """Return ("ok" | "limited" | "banned", retry_after_seconds)."""
         if self.cfg.algorithm == "window":
+            if key in self.cfg.endpoint_windows and self.cfg.enabled:
+                verdict = self._endpoint_window(key, now)
+                if verdict[0] != "ok":
+                    return verdict
             return self._window(cost, now)
         if not self.cfg.enabled:
             return "ok", 0.0
@@ -80,6 +90,14 @@ class Limiter:
             self.ban_seconds *= 2
             return "banned", self.banned_until - now
         return "limited", start + self.cfg.window - now
+
+    def _endpoint_window(self, key: str, now: float) -> tuple[str, float]:
+        limit, window = self.cfg.endpoint_windows[key]
+        start = now // window * window
+        began, count = self.endpoint_counts.get(key, (start, 0))
+        count = count + 1 if began == start else 1
+        self.endpoint_counts[key] = (start, count)
+        return ("ok", 0.0) if count <= limit else ("limited", start + window - now)
 
     def _bucket(self, key: str, cost: float, now: float) -> tuple[str, float]:
         limit, window = self.cfg.per_endpoint.get(key, (self.cfg.limit, self.cfg.window))

@@ -45,6 +45,9 @@ _MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
     ("okx", "BTC/USDT"): ("BTC-USDT", 1),
     ("okx", "ETH/USDT"): ("ETH-USDT", 2),
     ("okx", "SOL/USDT"): ("SOL-USDT", 2),
+    ("binanceusdm", "BTC/USDT:USDT"): ("BTCUSDT", 1),
+    ("binanceusdm", "ETH/USDT:USDT"): ("ETHUSDT", 2),
+    ("binanceusdm", "SOL/USDT:USDT"): ("SOLUSDT", 3),
 }
 # Gate, Bitget and Hyperliquid spot. Hyperliquid names a spot pair by its universe index
 # ("@142" is UBTC/USDC, which ccxt lists as BTC/USDC) and quotes 5 significant digits.
@@ -91,8 +94,8 @@ def add_market(exchange: str, symbol: str, native_id: str, *, priced_like: str =
     Simulators built afterwards serve it: a dialect copies the market list when it is built.
     Kraken's pairs come with a fixed asset table, so only binance and okx take new markets.
     """
-    if exchange not in ("binance", "okx"):
-        raise ValueError(f"{exchange} takes no new markets; binance and okx do")
+    if exchange not in ("binance", "binanceusdm", "okx"):
+        raise ValueError(f"{exchange} takes no new markets; binance, binanceusdm and okx do")
     if priced_like not in _LISTED:
         raise ValueError(f"no price model for {priced_like!r}; known: {sorted(_LISTED)}")
     if (exchange, symbol) in MARKETS:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict
 from typing import Iterable
 
-from core import exit_codes
+from core import datasets, exit_codes
 from core.protocol import GapKind, SeriesDone, SeriesStatus
 from core.series import SeriesKey
 from core.timefmt import iso_utc
@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def configured_series(worker: WorkerHandle) -> list[SeriesKey]:
-    return [SeriesKey(worker.exchange_id, s.symbol, tf)
-            for s in worker.spec.exchange.symbols for tf in s.timeframes]
+    return datasets.configured_series(worker.exchange_id, worker.spec.exchange)
 
 
 def summarize_audit(workers: Iterable[WorkerHandle]) -> int:

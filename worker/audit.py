@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from core.protocol import AuditDone, GapKind, GapReport
-from core.series import Candle, SeriesKey
+from core.series import OHLCV, Candle, SeriesKey
 from core.timeframes import bar_start, next_bar_start
 from worker.backfill import backfill_series
 from worker.exchange import ExchangeClient
@@ -142,12 +142,18 @@ class AuditRun:
         async def stored(series: SeriesKey, start: int, end: int) -> list[int]:
             return await asyncio.to_thread(session.sink.stored_timestamps, series, start, end)
 
+        from worker.datasets.audit_points import audit_points  # it builds on this module
+
+        def audit(s: SeriesKey) -> Awaitable[AuditResult]:
+            if s.dataset != OHLCV:
+                return audit_points(session.client, s, start_ms, end_ms, page_limit=settings.history_page_limit,
+                                    stored_timestamps=stored, repair=buffer.add if repair else None)
+            return audit_series(session.client, s, start_ms, end_ms, page_limit=settings.history_page_limit,
+                                stored_timestamps=stored, repair=buffer.add if repair else None,
+                                concurrency=settings.max_concurrent_requests)
+
         async with session.heartbeat():
-            results = await asyncio.gather(*(
-                audit_series(session.client, s, start_ms, end_ms, page_limit=settings.history_page_limit,
-                             stored_timestamps=stored, repair=buffer.add if repair else None,
-                             concurrency=settings.max_concurrent_requests)
-                for s in session.series))
+            results = await asyncio.gather(*(audit(s) for s in session.series))
             await buffer.flush()
         for result in results:
             session.report(result.to_message())

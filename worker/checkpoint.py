@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from core.series import SeriesKey
+from core.series import SeriesKey, series_key
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class HistoryCheckpoint:
             return {}
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
-            return {SeriesKey(*e["series"]): Mark(int(e["covered_until"]), e.get("last_bar"))
+            return {series_key(*e["series"]): Mark(int(e["covered_until"]), e.get("last_bar"))
                     for e in entries}
         except (ValueError, KeyError, TypeError):
             return {}  # unreadable: start over, which costs requests but loses nothing

@@ -200,6 +200,26 @@ class ExchangeClient:
                           limit: int | None = None) -> list[list[Any]]:
         return await self._call("fetch_ohlcv", symbol, timeframe, since, limit)
 
+    async def fetch_funding_rate_history(self, symbol: str, since: int | None = None,
+                                         limit: int | None = None,
+                                         params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """ccxt's funding rate history structures, retried and translated like candles."""
+        return await self._call("fetch_funding_rate_history", symbol, since, limit, params or {})
+
+    async def fetch_open_interest_history(self, symbol: str, period: str, since: int | None = None,
+                                          limit: int | None = None,
+                                          params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """ccxt's open interest structures of one period, retried and translated like candles."""
+        return await self._call("fetch_open_interest_history", symbol, period, since, limit, params or {})
+
+    def market(self, symbol: str) -> dict[str, Any] | None:
+        """ccxt's market structure of ``symbol``, or None when the exchange does not list it."""
+        return (self._exchange.markets or {}).get(symbol)
+
+    def offers(self, method: str) -> bool:
+        """Whether ccxt implements ``method`` (a ``has`` key, e.g. fetchFundingRateHistory)."""
+        return bool(self._exchange.has.get(method))
+
     async def exchange_now_ms(self) -> int:
         """Now on the exchange's clock, which decides when a bar closes, not ours."""
         now = self._clock()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.protocol import SeriesDone, SeriesStatus
-from core.series import Candle, SeriesKey
-from worker.backfill import SeriesOutcome, backfill_series
+from core.series import SeriesKey
+from worker.backfill import SeriesOutcome
 from worker.checkpoint import HistoryCheckpoint, Mark
+from worker.datasets import dataset_for
 from worker.errors import CollectorError
 from worker.history_buffer import HistoryBuffer
 from worker.history_progress import ProgressTally
@@ -97,19 +99,19 @@ class HistoryRun:
             confirmed[series] = mark
         return confirmed
 
-    async def _emit(self, series: SeriesKey, candles: list[Candle]) -> None:
+    async def _emit(self, series: SeriesKey, candles: list[Any]) -> None:
         self.progress.fetched(series, candles)
         await self.buffer.add(series, candles)
 
     async def _backfill(self, series: SeriesKey, start_ms: int, end_ms: int) -> SeriesOutcome:
-        outcome = await backfill_series(self.session.client, series, start_ms, end_ms,
-                                        page_limit=self.settings.history_page_limit,
-                                        emit=self._emit,
-                                        should_stop=lambda: self.session.stopping,
-                                        concurrency=self.settings.max_concurrent_requests)
+        outcome = await dataset_for(series).backfill(self.session.client, series, start_ms, end_ms,
+                                                     page_limit=self.settings.history_page_limit,
+                                                     emit=self._emit,
+                                                     should_stop=lambda: self.session.stopping,
+                                                     concurrency=self.settings.max_concurrent_requests)
         self.session.stats.rows_rejected += outcome.rejected
         self.progress.ended(series)
-        log.info("%s: %s, %d candles in %d pages", series, outcome.status, outcome.candles,
+        log.info("%s: %s, %d rows in %d pages", series, outcome.status, outcome.candles,
                  outcome.pages, extra=series_extra(series, "history_series_done",
                                                    status=outcome.status, rows=outcome.candles,
                                                    pages=outcome.pages, error=outcome.error))

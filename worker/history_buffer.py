@@ -15,9 +15,10 @@ import time
 from typing import Awaitable, Callable
 
 from core.retry import Backoff
-from core.series import Candle, OhlcvRow, SeriesKey, to_rows
+from core.series import OHLCV, Candle, OhlcvRow, SeriesKey, to_rows
 from core.timeframes import next_bar_start
 from worker.checkpoint import HistoryCheckpoint, Mark
+from worker.datasets import dataset_for
 from worker.errors import SinkUnavailable
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,14 @@ class HistoryBuffer:
 
     async def add(self, series: SeriesKey, candles: list[Candle]) -> None:
         """Buffer closed bars of one series (ascending); start a write once a batch is full."""
-        self._rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
         last = candles[-1].timestamp
-        self._marks[series] = Mark(next_bar_start(last, series.timeframe), last)
+        if series.dataset == OHLCV:
+            self._rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
+            self._marks[series] = Mark(next_bar_start(last, series.timeframe), last)
+        else:
+            dataset = dataset_for(series)
+            self._rows.extend(dataset.rows(series, candles, int(self._clock() * 1000)))
+            self._marks[series] = Mark(dataset.next_after(series, last), last)
         if len(self._rows) >= self._flush_rows:
             await self._start_write(full_batches_only=True)
 

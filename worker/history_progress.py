@@ -8,9 +8,17 @@ it has ended.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.series import Candle, SeriesKey
 from core.telemetry import HistoryProgress
 from core.timeframes import bars_between, next_bar_start
+
+
+def _grid(series: SeriesKey) -> str:
+    """The grid progress counts on: the series' bars or periods; funding rates have no grid of
+    their own (their interval is the exchange's), so they count the hours covered."""
+    return series.timeframe or "1h"
 
 
 class ProgressTally:
@@ -25,16 +33,16 @@ class ProgressTally:
 
     def begin(self, series: SeriesKey, from_ms: int) -> None:
         """``series`` starts at ``from_ms``: what lies before it is done already."""
-        total = bars_between(self.start_ms, self.end_ms, series.timeframe)
+        total = bars_between(self.start_ms, self.end_ms, _grid(series))
         self._bars_total += total - self._total.get(series, 0)
         self._total[series] = total
-        self._set_done(series, bars_between(self.start_ms, min(from_ms, self.end_ms), series.timeframe))
+        self._set_done(series, bars_between(self.start_ms, min(from_ms, self.end_ms), _grid(series)))
 
-    def fetched(self, series: SeriesKey, candles: list[Candle]) -> None:
+    def fetched(self, series: SeriesKey, candles: list[Candle] | list[Any]) -> None:
         self._candles += len(candles)
         if candles:
-            reached = min(next_bar_start(candles[-1].timestamp, series.timeframe), self.end_ms)
-            self._set_done(series, bars_between(self.start_ms, reached, series.timeframe))
+            reached = min(next_bar_start(candles[-1].timestamp, _grid(series)), self.end_ms)
+            self._set_done(series, bars_between(self.start_ms, reached, _grid(series)))
 
     def ended(self, series: SeriesKey) -> None:
         self._series_done += 1

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from core.protocol import SeriesStatus
-from core.series import Candle, OhlcvRow, SeriesKey, to_rows
-from core.telemetry import DATASET_OHLCV, SeriesFreshness
+from core.series import OHLCV, Candle, Row, SeriesKey, to_rows
+from core.telemetry import SeriesFreshness
 from core.timeframes import bar_start, next_bar_start
-from worker.backfill import SeriesOutcome, backfill_series
+from worker.backfill import SeriesOutcome
 from worker.candles import parse_candles
+from worker.datasets import dataset_for
+from worker.datasets.live_points import LivePointsPolicy
 from worker.errors import CollectorError, SinkUnavailable, TransientError
-from worker.live_bars import LiveBars, LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
 from worker.outage import OutageEpisode
 from worker.session import ExchangeSession, WorkerStats, series_extra
 from worker.spool import Spool
@@ -37,10 +39,16 @@ class RepairRows:
 
     def __init__(self, clock_ms: int) -> None:
         self._ingested_at = clock_ms
-        self.rows: list[OhlcvRow] = []
+        self.rows: list[Row] = []
+        # Funding and open interest fetched, so that LIVE does not write them a second time.
+        self.points: dict[SeriesKey, list[Any]] = {}
 
     async def add(self, series: SeriesKey, candles: list[Candle]) -> None:
-        self.rows.extend(to_rows(series, candles, self._ingested_at))
+        if series.dataset == OHLCV:
+            self.rows.extend(to_rows(series, candles, self._ingested_at))
+        else:
+            self.rows.extend(dataset_for(series).rows(series, candles, self._ingested_at))
+            self.points.setdefault(series, []).extend(candles)
 
 
 class LiveCollector:
@@ -50,6 +58,7 @@ class LiveCollector:
         self.spool = spool if spool is not None else Spool(None, session.settings.spool_max_rows)
         self._policy = LiveWritePolicy()
         self.outage = OutageEpisode()
+        self._points_policy = LivePointsPolicy()
         # Series with a gap to repair, and where it starts when known (None: the store's newest
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
@@ -67,8 +76,9 @@ class LiveCollector:
     async def resume_from_store(self) -> None:
         """Backfill from each series' last stored bar, so downtime leaves no gap."""
         async with self.session.heartbeat():
-            rows = await self._repair(self.session.series)
-            await self._write_live(rows)
+            repaired = await self._repair(self.session.series)
+            await self._write_live(repaired.rows)
+            self._remember_points(repaired)
         self.stats.spool_rows = len(self.spool)
         self._report_freshness()
 
@@ -80,15 +90,23 @@ class LiveCollector:
     async def _cycle(self) -> None:
         started = time.monotonic()
         series = self.session.series
-        repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else []
+        repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else None
         results = await asyncio.gather(*(self._fetch(s) for s in series))
         rows = [row for series_rows, _ in results for row in series_rows]
-        written = await self._write_live(repaired + rows)
+        written = await self._write_live((repaired.rows if repaired else []) + rows)
+        if repaired:
+            self._remember_points(repaired)
         if written:
             stored_at = self.session.clock()
-            for s, bars in ((s, bars) for s, (_, bars) in zip(series, results) if bars):
-                self._policy.written(s, bars)
-                self._stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
+            for s, (_, bars) in zip(series, results):
+                if bars is None:
+                    continue
+                if s.dataset == OHLCV:
+                    self._policy.written(s, bars)
+                    self._stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
+                else:
+                    self._points_policy.written(s, bars)
+                    self._stored(s, stored_at, self._points_policy.newest(s) if s.timeframe else None)
         self.stats.spool_rows = len(self.spool)
         self._report_freshness()
         failures = sum(1 for _, bars in results if bars is None)
@@ -100,9 +118,11 @@ class LiveCollector:
                  extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
                         "duration_ms": round((time.monotonic() - started) * 1000)})
 
-    async def _fetch(self, series: SeriesKey) -> tuple[list[OhlcvRow], LiveBars | None]:
+    async def _fetch(self, series: SeriesKey) -> tuple[list[Row], Any]:
         if self.session.stopping:
             return [], None
+        if series.dataset != OHLCV:
+            return await self._fetch_points(series)
         client = self.session.client
         limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
         try:
@@ -121,6 +141,31 @@ class LiveCollector:
         candles = self._policy.select(series, bars)
         return to_rows(series, candles, int(self.session.clock() * 1000)), bars
 
+    async def _fetch_points(self, series: SeriesKey) -> tuple[list[Row], list[Any] | None]:
+        """The funding rates or open-interest periods that appeared since the last cycles."""
+        dataset = dataset_for(series)
+        try:
+            now_ms = await self.session.client.exchange_now_ms()  # what happened is on its clock
+        except CollectorError:
+            now_ms = int(self.session.clock() * 1000)
+        since = now_ms - dataset.live_lookback_ms(series, self.settings.update_interval_seconds)
+        found: list[Any] = []
+
+        async def keep(_: SeriesKey, points: list[Any]) -> None:
+            found.extend(points)
+
+        outcome = await dataset.backfill(self.session.client, series, since, now_ms + 1,
+                                         page_limit=self.settings.history_page_limit, emit=keep)
+        self.session.stats.rows_rejected += outcome.rejected
+        if outcome.error is not None:
+            self.stats.cycle_errors += 1
+            self._mark_gap(series, self._points_policy.newest(series))
+            log.error("fetch failed for %s: %s", series, outcome.error,
+                      extra=series_extra(series, "fetch_error", error=outcome.error[:300]))
+            return [], None
+        fresh = self._points_policy.select(series, found)
+        return dataset.rows(series, fresh, int(self.session.clock() * 1000)), fresh
+
     # -- freshness, for the supervisor's /metrics and /healthz ------------------------------
 
     def _stored(self, series: SeriesKey, at: float | None, newest_closed_ms: int | None) -> None:
@@ -134,14 +179,14 @@ class LiveCollector:
         """One message per cycle, with the series whose state changed."""
         if not self._changed:
             return
-        entries = [(s.symbol, s.timeframe, DATASET_OHLCV, self._last_success.get(s), self._newest_closed.get(s))
+        entries = [(s.symbol, s.timeframe, s.dataset, self._last_success.get(s), self._newest_closed.get(s))
                    for s in self._changed]
         self._changed = set()
         self.session.report(SeriesFreshness(entries))
 
     # -- writing: spool first, then this cycle's rows ---------------------------------------
 
-    async def _write_live(self, rows: list[OhlcvRow]) -> bool:
+    async def _write_live(self, rows: list[Row]) -> bool:
         """Deliver spooled rows first (in order), then ``rows``; spool them on failure."""
         if len(self.spool):
             spooled = self.spool.rows()
@@ -162,7 +207,7 @@ class LiveCollector:
         self.outage.succeeded(delivered=0)
         return True
 
-    def _spool(self, rows: list[OhlcvRow], exc: Exception) -> bool:
+    def _spool(self, rows: list[Row], exc: Exception) -> bool:
         """Keep ``rows`` for a later cycle. The spool file shares the store's disk: when it
         cannot be written either, the spool keeps the rows in memory (same bound) and writes
         its file again once it can."""
@@ -184,7 +229,12 @@ class LiveCollector:
 
     # -- gap repair ------------------------------------------------------------------------
 
-    async def _repair(self, series: Sequence[SeriesKey]) -> list[OhlcvRow]:
+    def _remember_points(self, repaired: RepairRows) -> None:
+        """Rows a repair wrote (or spooled) are not written again by the next cycles."""
+        for series, points in repaired.points.items():
+            self._points_policy.written(series, points)
+
+    async def _repair(self, series: Sequence[SeriesKey]) -> RepairRows:
         """The closed bars each series misses since its last stored one (inclusive: it may
         have been stored while open), as rows for the caller to write."""
         try:
@@ -194,14 +244,11 @@ class LiveCollector:
                       extra={"event": "gap_repair_error", "error": str(exc)[:300]})
             for s in series:
                 self._mark_gap(s, None)
-            return []
+            return RepairRows(int(self.session.clock() * 1000))
         starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
         now_ms = int(self.session.clock() * 1000)
         for s, last_ms in watermarks.items():
-            # The newest stored bar may have been stored while open: then the one before is
-            # the newest closed one.
-            closed = last_ms if next_bar_start(last_ms, s.timeframe) <= now_ms else bar_start(last_ms - 1, s.timeframe)
-            self._stored(s, None, closed)
+            self._stored(s, None, _newest_closed(s, last_ms, now_ms))
         floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
         repaired = RepairRows(now_ms)
         outcomes = await asyncio.gather(*(
@@ -212,7 +259,7 @@ class LiveCollector:
         for outcome in outcomes:
             if outcome is not None and outcome.status == SeriesStatus.FAILED:
                 self._mark_gap(outcome.series, starts[outcome.series])
-        return repaired.rows
+        return repaired
 
     def _mark_gap(self, series: SeriesKey, since_ms: int | None) -> None:
         """Remember that ``series`` needs repair from ``since_ms``; the earliest known start wins."""
@@ -224,13 +271,15 @@ class LiveCollector:
 
     async def _repair_one(self, series: SeriesKey, last_ms: int, floor_ms: int, now_ms: int,
                           repaired: RepairRows) -> SeriesOutcome | None:
-        start = max(last_ms, bar_start(floor_ms, series.timeframe))
-        if start >= bar_start(now_ms, series.timeframe):
+        dataset = dataset_for(series)
+        resume_at = last_ms if series.dataset == OHLCV else dataset.next_after(series, last_ms)
+        start = max(resume_at, dataset.align_down(series, floor_ms))
+        if series.dataset == OHLCV and start >= bar_start(now_ms, series.timeframe):
             return None  # nothing closed is missing; the LIVE fetch covers the rest
-        outcome = await backfill_series(self.session.client, series, start, now_ms,
-                                        page_limit=self.settings.history_page_limit,
-                                        emit=repaired.add,
-                                        concurrency=self.settings.max_concurrent_requests)
+        outcome = await dataset.backfill(self.session.client, series, start, now_ms,
+                                         page_limit=self.settings.history_page_limit,
+                                         emit=repaired.add,
+                                         concurrency=self.settings.max_concurrent_requests)
         if last_ms < floor_ms:
             log.warning("%s: gap since %s is longer than max_gap_repair_hours; repaired from %s",
                         series, last_ms, start, extra=series_extra(series, "gap_repair_truncated"))
@@ -238,3 +287,14 @@ class LiveCollector:
                  extra=series_extra(series, "gap_repair", rows=outcome.candles,
                                     status=outcome.status))
         return outcome
+
+
+def _newest_closed(series: SeriesKey, last_ms: int, now_ms: int) -> int | None:
+    """The newest closed period the store holds, given its newest row: a candle may have been
+    stored while open (then the one before is the newest closed); funding and open-interest
+    rows are facts once published; funding has no grid to lag behind (None)."""
+    if series.dataset != OHLCV:
+        return last_ms if series.timeframe else None
+    if next_bar_start(last_ms, series.timeframe) <= now_ms:
+        return last_ms
+    return bar_start(last_ms - 1, series.timeframe)

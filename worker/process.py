@@ -22,7 +22,7 @@ import schedule
 from core import exit_codes
 from core.logsetup import configure_worker_logging
 from core.protocol import Envelope, Message, Mode, WorkerSpec
-from core.series import SeriesKey
+from core.series import series_key
 from worker.audit import AuditRun
 from worker.checkpoint import HistoryCheckpoint
 from worker.errors import CollectorError, ExchangeSetupError
@@ -160,7 +160,7 @@ def _run_audit(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.Abstrac
 def _run_history(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
                  stop: threading.Event) -> int:
     assert spec.start_ms is not None and spec.end_ms is not None
-    resume = {SeriesKey(*key): ms for key, ms in spec.resume_from.items()}
+    resume = {series_key(*key): ms for key, ms in spec.resume_from.items()}
     checkpoint = HistoryCheckpoint.for_range(spec.settings.state_dir, spec.exchange_id,
                                              spec.start_ms, spec.end_ms, spec.storage.model_dump_json())
     report = loop.run_until_complete(HistoryRun(session, checkpoint).run(spec.start_ms, spec.end_ms, resume))

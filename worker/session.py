@@ -17,10 +17,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from core.config import ExchangeConfig, Settings
+from core.datasets import configured_series
 from core.protocol import Heartbeat, Message
 from core.series import OhlcvRow, SeriesKey
 from core.telemetry import HistoryProgress
 from worker.candles import ParsedBatch, log_rejections
+from worker.datasets import dataset_for
 from worker.errors import SinkRejected
 from worker.exchange import ExchangeClient
 from worker.sinks.base import Sink
@@ -46,7 +48,8 @@ class WorkerStats:
 
 def series_extra(series: SeriesKey, event: str, **fields: Any) -> dict[str, Any]:
     """``extra`` of a log record about one series."""
-    return {"event": event, "symbol": series.symbol, "timeframe": series.timeframe, **fields}
+    return {"event": event, "symbol": series.symbol, "timeframe": series.timeframe,
+            "dataset": series.dataset, **fields}
 
 
 class ExchangeSession:
@@ -67,8 +70,7 @@ class ExchangeSession:
         self.sink = sink
         self.client = client or ExchangeClient(
             exchange_id, exchange.ccxt, max_concurrent_requests=settings.max_concurrent_requests)
-        self.configured = [SeriesKey(exchange_id, s.symbol, tf)
-                           for s in exchange.symbols for tf in s.timeframes]
+        self.configured = configured_series(exchange_id, exchange)
         self.series: list[SeriesKey] = []
         self.skipped: list[tuple[SeriesKey, str]] = []
         self.stats = WorkerStats()
@@ -86,7 +88,7 @@ class ExchangeSession:
         # cycle or backfill a round trip; it is read again every 10 minutes.
         await self.client.exchange_now_ms()
         for series in self.configured:
-            reason = self.client.unsupported_reason(series.symbol, series.timeframe)
+            reason = dataset_for(series).unsupported_reason(self.client, series)
             if reason:
                 self.skipped.append((series, reason))
                 log.error("skipping %s: %s", series, reason,

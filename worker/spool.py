@@ -16,13 +16,23 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from core.series import OhlcvRow
+from core.series import OHLCV, ROW_TYPES, OhlcvRow, Row
 
 log = logging.getLogger(__name__)
 
 
-def _encode(row: OhlcvRow) -> str:
-    return json.dumps(list(row), separators=(",", ":"))
+def _encode(row: Row) -> str:
+    # Candle rows as a bare list (the format spools have always had); other datasets tagged.
+    if row.dataset == OHLCV:
+        return json.dumps(list(row), separators=(",", ":"))
+    return json.dumps({"dataset": row.dataset, "row": list(row)}, separators=(",", ":"))
+
+
+def _decode(line: str) -> Row:
+    value = json.loads(line)
+    if isinstance(value, dict):
+        return ROW_TYPES[value["dataset"]](*value["row"])
+    return OhlcvRow(*value)
 
 
 class Spool:
@@ -31,20 +41,20 @@ class Spool:
     def __init__(self, path: Path | None, max_rows: int) -> None:
         self.path = path
         self.max_rows = max_rows
-        self._rows: list[OhlcvRow] = self._load()
+        self._rows: list[Row] = self._load()
         # False while the file misses rows that memory holds (its disk is full or read-only):
         # the next append rewrites the whole file instead of appending to a torn one.
         self.on_disk = True
 
-    def _load(self) -> list[OhlcvRow]:
+    def _load(self) -> list[Row]:
         if self.path is None or not self.path.exists():
             return []
         rows = []
         with self.path.open(encoding="utf-8") as handle:
             for line in handle:
                 try:
-                    rows.append(OhlcvRow(*json.loads(line)))
-                except (ValueError, TypeError):
+                    rows.append(_decode(line))
+                except (ValueError, TypeError, KeyError):
                     continue  # a line torn by a crash mid-append: that row is refetched by repair
         if rows:
             log.warning("found %d spooled rows from an earlier run", len(rows),
@@ -54,10 +64,10 @@ class Spool:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def rows(self) -> list[OhlcvRow]:
+    def rows(self) -> list[Row]:
         return list(self._rows)
 
-    def append(self, rows: Sequence[OhlcvRow]) -> list[OhlcvRow]:
+    def append(self, rows: Sequence[Row]) -> list[Row]:
         """Keep what fits; return the rows that did not (gap repair must fetch those again)."""
         room = max(0, self.max_rows - len(self._rows))
         kept, overflow = list(rows[:room]), list(rows[room:])
@@ -112,7 +122,7 @@ class DeadLetters:
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
-    def add(self, rejected: Iterable[tuple[OhlcvRow, str]]) -> None:
+    def add(self, rejected: Iterable[tuple[Row, str]]) -> None:
         lines = [json.dumps({"row": row._asdict(), "error": reason}, default=str) + "\n"
                  for row, reason in rejected]
         if not lines or self.path is None:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from .base import BadRequest, Dialect, Mutator, Reply, Request, RowLayout, html_error, mutate_rows
 from .binance import Binance
+from .binanceusdm import BinanceUsdm
 from .bitget import Bitget
 from .gate import Gate
 from .hyperliquid import Hyperliquid
 from .kraken import Kraken
 from .okx import Okx
 
-DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx}
+DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx, "binanceusdm": BinanceUsdm}
 DIALECTS.update({"gate": Gate, "bitget": Bitget, "hyperliquid": Hyperliquid})
 
-__all__ = ["DIALECTS", "BadRequest", "Binance", "Bitget", "Dialect", "Gate", "Hyperliquid", "Kraken", "Mutator",
-           "Okx", "Reply", "Request",
+__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Bitget", "Dialect", "Gate", "Hyperliquid", "Kraken",
+           "Mutator", "Okx", "Reply", "Request",
            "RowLayout", "html_error", "mutate_rows"]

@@ -13,17 +13,20 @@ import hashlib
 import logging
 import os
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 from requests import exceptions as rexc
 
-from core.series import OhlcvRow, SeriesKey
+from core.series import OHLCV, OhlcvRow, Row, SeriesKey, rows_by_dataset, series_key
 from core.timefmt import iso_utc
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+from worker.sinks.bigquery_datasets import POINT_BQ_TABLES, point_insert_id
+from worker.sinks.bigquery_datasets import latest_view_sql as point_view_sql
+from worker.sinks.tables import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,13 @@ def make_client(project: str | None, location: str) -> bigquery.Client:
     return bigquery.Client(project=project, location=location)
 
 
+class _Target(NamedTuple):
+    table_path: str
+    schema: list
+    to_json: Callable[[Any], dict[str, Any]]
+    to_id: Callable[[Any], str]
+
+
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
@@ -102,6 +112,7 @@ class BigQuerySink:
         request_timeout_s: float = 30.0,
         retry_deadline_s: float = 60.0,
         bulk: bool = False,
+        tables: dict[str, str] | None = None,
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self._client_factory = client_factory or (lambda: make_client(project, location))
@@ -113,6 +124,9 @@ class BigQuerySink:
         self._timeout = request_timeout_s
         self._retry = Retry(deadline=retry_deadline_s)
         self._bulk = bulk
+        # Table names of the other datasets (storage.bigquery.tables overrides the defaults).
+        self._point_tables = {dataset: (tables or {}).get(dataset, t.spec.name)
+                              for dataset, t in POINT_BQ_TABLES.items()}
 
     @property
     def client(self) -> Any:
@@ -128,6 +142,14 @@ class BigQuerySink:
     def view_path(self) -> str:
         return f"{self._project or self.client.project}.{self._dataset}.{LATEST_VIEW_NAME}"
 
+    def _target(self, dataset: str) -> _Target:
+        """Where rows of ``dataset`` go, and how they are written there."""
+        if dataset == OHLCV:
+            return _Target(self.table_path, SCHEMA, row_json, insert_id)
+        table = POINT_BQ_TABLES[dataset]
+        path = f"{self._project or self.client.project}.{self._dataset}.{self._point_tables[dataset]}"
+        return _Target(path, table.schema, table.to_json, point_insert_id)
+
     # -- schema ----------------------------------------------------------------------------
 
     def ensure(self) -> None:
@@ -140,24 +162,31 @@ class BigQuerySink:
         dataset = bigquery.Dataset(f"{self._project or self.client.project}.{self._dataset}")
         dataset.location = self._location
         self.client.create_dataset(dataset, exists_ok=True, timeout=self._timeout)
-        table = bigquery.Table(self.table_path, schema=SCHEMA)
+        self._ensure_table(self.table_path, SCHEMA, self.view_path, latest_view_sql(self.table_path))
+        for name, table in POINT_BQ_TABLES.items():
+            path = self._target(name).table_path
+            self._ensure_table(path, table.schema, f"{path}_latest", point_view_sql(table.spec, path))
+
+    def _ensure_table(self, table_path: str, schema: list, view_path: str, view_sql: str) -> None:
+        table = bigquery.Table(table_path, schema=schema)
         table.time_partitioning = bigquery.TimePartitioning(
             type_=bigquery.TimePartitioningType.DAY, field="timestamp")
         table.clustering_fields = ["exchange", "symbol"]
         existing = self.client.create_table(table, exists_ok=True, timeout=self._timeout)
-        self._add_missing_columns(existing)
-        view = bigquery.Table(self.view_path)
-        view.view_query = latest_view_sql(self.table_path)
+        self._add_missing_columns(existing, schema, table_path)
+        view = bigquery.Table(view_path)
+        view.view_query = view_sql
         current = self.client.create_table(view, exists_ok=True, timeout=self._timeout)
         if current.view_query != view.view_query:
             current.view_query = view.view_query
             self.client.update_table(current, ["view_query"], timeout=self._timeout)
-        log.info("table %s ready", self.table_path, extra={"event": "bq_ensure_table"})
+        log.info("table %s ready", table_path, extra={"event": "bq_ensure_table"})
 
-    def _add_missing_columns(self, table: Any) -> None:
+    def _add_missing_columns(self, table: Any, schema: list | None = None, table_path: str | None = None) -> None:
         """Add columns the table lacks; never drop or retype one (that would lose data)."""
+        schema, table_path = schema or SCHEMA, table_path or self.table_path
         present = {field.name for field in table.schema}
-        missing = [field for field in SCHEMA if field.name not in present]
+        missing = [field for field in schema if field.name not in present]
         if not missing:
             return
         # Added columns must be NULLABLE: existing rows have no value for them.
@@ -165,31 +194,34 @@ class BigQuerySink:
             bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE", description=f.description)
             for f in missing]
         self.client.update_table(table, ["schema"], timeout=self._timeout)
-        log.warning("added missing columns %s to %s", [f.name for f in missing], self.table_path,
+        log.warning("added missing columns %s to %s", [f.name for f in missing], table_path,
                     extra={"event": "bq_schema_updated"})
 
     # -- writes ----------------------------------------------------------------------------
 
-    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+    def write(self, rows: Sequence[Row]) -> WriteResult:
         if not rows:
             return WriteResult()
-        if self._bulk:
-            return self._load(rows)
         result = WriteResult()
-        for start in range(0, len(rows), STREAM_BATCH_ROWS):
-            chunk = rows[start:start + STREAM_BATCH_ROWS]
-            written, rejected = self._stream(chunk)
-            result.written += written
-            result.rejected += rejected
+        for dataset, group in rows_by_dataset(rows).items():
+            target = self._target(dataset)
+            if self._bulk:
+                result.written += self._load(group, target).written
+                continue
+            for start in range(0, len(group), STREAM_BATCH_ROWS):
+                chunk = group[start:start + STREAM_BATCH_ROWS]
+                written, rejected = self._stream(chunk, target)
+                result.written += written
+                result.rejected += rejected
         return result
 
-    def _stream(self, rows: Sequence[OhlcvRow]) -> tuple[int, list[tuple[OhlcvRow, str]]]:
+    def _stream(self, rows: Sequence[Row], target: _Target | None = None) -> tuple[int, list[tuple[Row, str]]]:
         rejected: list[tuple[OhlcvRow, str]] = []
         pending = list(rows)
         # BigQuery refuses a whole request when one row is invalid: the others come back as
         # "stopped". They are sent once more without the invalid rows.
         for _ in range(2):
-            errors = self._insert(pending)
+            errors = self._insert(pending, target)
             if not errors:
                 return len(rows) - len(rejected), rejected
             stopped = []
@@ -206,24 +238,26 @@ class BigQuerySink:
             pending = stopped
         raise SinkUnavailable(f"insertAll kept stopping {len(pending)} rows")
 
-    def _insert(self, rows: Sequence[OhlcvRow]) -> list[dict[str, Any]]:
+    def _insert(self, rows: Sequence[Row], target: _Target | None = None) -> list[dict[str, Any]]:
+        target = target or self._target(OHLCV)
         try:
             return self.client.insert_rows_json(
-                self.table_path, [row_json(r) for r in rows], row_ids=[insert_id(r) for r in rows],
+                target.table_path, [target.to_json(r) for r in rows], row_ids=[target.to_id(r) for r in rows],
                 timeout=self._timeout, retry=self._retry)
         except Exception as exc:
             raise self._translate(exc, "insertAll") from exc
 
-    def _load(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+    def _load(self, rows: Sequence[Row], target: _Target | None = None) -> WriteResult:
+        target = target or self._target(OHLCV)
         config = bigquery.LoadJobConfig(
-            schema=SCHEMA, source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            schema=target.schema, source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
         written = 0
         for start in range(0, len(rows), LOAD_BATCH_ROWS):
             chunk = rows[start:start + LOAD_BATCH_ROWS]
             try:
                 job = self.client.load_table_from_json(
-                    [row_json(r) for r in chunk], self.table_path, job_config=config,
+                    [target.to_json(r) for r in chunk], target.table_path, job_config=config,
                     timeout=self._timeout)
                 job.result(timeout=max(self._timeout, 300), retry=self._retry)
             except Exception as exc:
@@ -236,6 +270,9 @@ class BigQuerySink:
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         wanted = set(series)
         result: dict[SeriesKey, int] = {}
+        for dataset in sorted({s.dataset for s in wanted} - {OHLCV}):
+            result.update(self._last_points(dataset, {s for s in wanted if s.dataset == dataset}))
+        wanted = {s for s in wanted if s.dataset == OHLCV}
         for exchange in sorted({s.exchange for s in wanted}):
             sql = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) AS last_ts "
                    f"FROM `{self.table_path}` WHERE exchange = @exchange "
@@ -253,12 +290,50 @@ class BigQuerySink:
                     result[key] = int(row["last_ts"].timestamp() * 1000)
         return result
 
+    def _last_points(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        target, spec = self._target(dataset), POINT_BQ_TABLES[dataset].spec
+        period = "timeframe" if spec.has_timeframe else "''"
+        result = {}
+        for exchange in sorted({s.exchange for s in wanted}):
+            sql = (f"SELECT exchange, symbol, {period} AS period, MAX(timestamp) AS last_ts "
+                   f"FROM `{target.table_path}` WHERE exchange = @exchange GROUP BY exchange, symbol, period")
+            config = bigquery.QueryJobConfig(query_parameters=[
+                bigquery.ScalarQueryParameter("exchange", "STRING", exchange)])
+            try:
+                rows = self.client.query(sql, job_config=config, timeout=self._timeout).result(
+                    timeout=self._timeout * 2)
+            except Exception as exc:
+                raise self._translate(exc, "watermark query") from exc
+            for row in rows:
+                key = series_key(row["exchange"], row["symbol"], row["period"], dataset)
+                if key in wanted and row["last_ts"] is not None:
+                    result[key] = epoch_ms(row["last_ts"])
+        return result
+
+    def _stored_points(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        target, spec = self._target(series.dataset), POINT_BQ_TABLES[series.dataset].spec
+        period = " AND timeframe = @timeframe" if spec.has_timeframe else ""
+        sql = (f"SELECT DISTINCT timestamp FROM `{target.table_path}` WHERE exchange = @exchange "
+               f"AND symbol = @symbol{period} AND timestamp >= @start AND timestamp < @end ORDER BY timestamp")
+        params = [bigquery.ScalarQueryParameter(name, "STRING", value)
+                  for name, value in zip(("exchange", "symbol", "timeframe"), series[:3])]
+        params += [bigquery.ScalarQueryParameter(name, "TIMESTAMP", _utc(ms))
+                   for name, ms in (("start", start_ms), ("end", end_ms))]
+        try:
+            rows = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+                                     timeout=self._timeout).result(timeout=self._timeout * 4)
+        except Exception as exc:
+            raise self._translate(exc, "audit query") from exc
+        return [epoch_ms(row["timestamp"]) for row in rows]
+
     def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        if series.dataset != OHLCV:
+            return self._stored_points(series, start_ms, end_ms)
         sql = (f"SELECT DISTINCT timestamp FROM `{self.table_path}` WHERE exchange = @exchange "
                "AND symbol = @symbol AND timeframe = @timeframe AND timestamp >= @start "
                "AND timestamp < @end ORDER BY timestamp")
         params = [bigquery.ScalarQueryParameter(name, "STRING", value)
-                  for name, value in zip(("exchange", "symbol", "timeframe"), series)]
+                  for name, value in zip(("exchange", "symbol", "timeframe"), series[:3])]
         params += [bigquery.ScalarQueryParameter(name, "TIMESTAMP", _utc(ms))
                    for name, ms in (("start", start_ms), ("end", end_ms))]
         try:

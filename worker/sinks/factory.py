@@ -30,7 +30,8 @@ def make_local_sink(storage: StorageConfig, *, bulk: bool = False) -> Sink:
         bq = storage.bigquery
         return BigQuerySink(project=bq.project, dataset=bq.dataset, table=bq.table,
                             location=bq.location, request_timeout_s=bq.request_timeout_seconds,
-                            retry_deadline_s=bq.retry_deadline_seconds, bulk=bulk)
+                            retry_deadline_s=bq.retry_deadline_seconds, bulk=bulk,
+                            tables=dict(bq.tables))
     from worker.sinks.sqlite import SqliteSink
 
     return SqliteSink(storage.sqlite.path)

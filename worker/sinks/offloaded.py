@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from core.config import StorageConfig
-from core.series import OhlcvRow, SeriesKey
+from core.series import OHLCV, ROW_TYPES, Row, SeriesKey, rows_by_dataset, series_key
 from worker.errors import SinkUnavailable
 from worker.sinks.base import WriteResult
 
@@ -66,17 +66,23 @@ class OffloadedSink:
     def ensure(self) -> None:
         self._call("ensure")
 
-    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+    def write(self, rows: Sequence[Row]) -> WriteResult:
         if not rows:
             return WriteResult()
-        # Plain tuples pickle about three times faster than named tuples.
-        chunks = ([tuple(row) for row in rows[i:i + CHUNK_ROWS]] for i in range(0, len(rows), CHUNK_ROWS))
-        written, rejected = self._call("write", -(-len(rows) // CHUNK_ROWS), then_send=chunks)
-        return WriteResult(written, [(OhlcvRow._make(row), reason) for row, reason in rejected])
+        result = WriteResult()
+        for dataset, group in rows_by_dataset(rows).items():
+            # Plain tuples pickle about three times faster than named tuples; the dataset
+            # travels once per write and names their type on the other side.
+            chunks = ([tuple(row) for row in group[i:i + CHUNK_ROWS]] for i in range(0, len(group), CHUNK_ROWS))
+            written, rejected = self._call("write", -(-len(group) // CHUNK_ROWS), dataset, then_send=chunks)
+            row_type = ROW_TYPES[dataset]
+            result.written += written
+            result.rejected += [(row_type._make(row), reason) for row, reason in rejected]
+        return result
 
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         found = self._call("last_timestamps", [tuple(s) for s in series])
-        return {SeriesKey(*key): ms for key, ms in found}
+        return {series_key(*key): ms for key, ms in found}
 
     def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
         return self._call("stored_timestamps", tuple(series), start_ms, end_ms)
@@ -155,9 +161,10 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
     sink = make_local_sink(storage, bulk=bulk)
     handlers: dict[str, Callable[..., Any]] = {
         "ensure": sink.ensure,
-        "write": lambda chunks: _write(sink, [row for _ in range(chunks) for row in conn.recv()]),
-        "last_timestamps": lambda keys: list(sink.last_timestamps(SeriesKey(*k) for k in keys).items()),
-        "stored_timestamps": lambda key, start, end: sink.stored_timestamps(SeriesKey(*key), start, end),
+        "write": lambda chunks, dataset=OHLCV: _write(sink, [row for _ in range(chunks) for row in conn.recv()],
+                                                       dataset),
+        "last_timestamps": lambda keys: list(sink.last_timestamps(series_key(*k) for k in keys).items()),
+        "stored_timestamps": lambda key, start, end: sink.stored_timestamps(series_key(*key), start, end),
         "close": sink.close,
     }
     try:
@@ -178,9 +185,10 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
         logging.shutdown()
 
 
-def _write(sink: Any, rows: list[tuple]) -> tuple[int, list[tuple[tuple, str]]]:
-    if not getattr(sink, "writes_plain_tuples", False):
-        rows = [OhlcvRow._make(row) for row in rows]
+def _write(sink: Any, rows: list[tuple], dataset: str = OHLCV) -> tuple[int, list[tuple[tuple, str]]]:
+    if dataset != OHLCV or not getattr(sink, "writes_plain_tuples", False):
+        make = ROW_TYPES[dataset]._make
+        rows = [make(row) for row in rows]
     result = sink.write(rows)
     return result.written, [(tuple(row), reason) for row, reason in result.rejected]
 

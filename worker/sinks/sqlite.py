@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from core.series import OhlcvRow, SeriesKey
+from core.series import OHLCV, OhlcvRow, Row, SeriesKey, rows_by_dataset, series_key
 from core.timefmt import iso_utc, parse_iso_utc
 from worker.errors import DiskFull, SinkRejected, SinkUnavailable
+from worker.sinks import sqlite_datasets as datasets
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
+from worker.sinks.tables import POINT_TABLES, exact_ms
 
 # Workers opening a new file together take turns switching it to WAL; each turn is short.
 WAL_SWITCH_RETRY_S = 0.01
@@ -106,27 +108,27 @@ class SqliteSink:
                 conn = self._connection()
                 # The write lock first, so that workers creating the schema together queue on
                 # busy_timeout; a read upgraded to a write mid-script fails at once instead.
-                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {datasets.schema_sql()} COMMIT;")
             except sqlite3.DatabaseError as exc:
                 if conn is not None:
                     self._rollback(conn)
                 raise self._store_error(exc) from exc
 
-    def write(self, rows: Sequence[OhlcvRow]) -> WriteResult:
+    def write(self, rows: Sequence[Row]) -> WriteResult:
+        """One transaction per batch (one fsync instead of one per row), whatever its datasets."""
         if not rows:
             return WriteResult()
-        # A batch shares one or a few ingestion times: format each once, not once per row.
-        # Rows are unpacked by position, so plain tuples in OhlcvRow's order do as well.
-        ingested = {ms: iso_utc(ms) for ms in {r[-1] for r in rows}}
-        params = [(iso_utc(ts), exchange, symbol, timeframe, o, h, l, c, v, ingested[at])
-                  for ts, exchange, symbol, timeframe, o, h, l, c, v, at in rows]
+        groups = rows_by_dataset(rows)
+        candles = groups.pop(OHLCV, ())
         with self._lock:
             conn = None
             try:
                 conn = self._connection()
-                # One transaction per batch: one fsync instead of one per row.
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_UPSERT, params)
+                if candles:
+                    conn.executemany(_UPSERT, self._candle_params(candles))
+                for dataset, dataset_rows in groups.items():
+                    datasets.write(conn, dataset, dataset_rows)
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 if conn is not None:
@@ -134,6 +136,14 @@ class SqliteSink:
                 raise self._store_error(exc) from exc
             self._shrink_wal(conn)
         return WriteResult(written=len(rows))
+
+    @staticmethod
+    def _candle_params(rows: Sequence[OhlcvRow]) -> list[tuple]:
+        # A batch shares one or a few ingestion times: format each once, not once per row.
+        # Rows are unpacked by position, so plain tuples in OhlcvRow's order do as well.
+        ingested = {ms: iso_utc(ms) for ms in {r[-1] for r in rows}}
+        return [(iso_utc(ts), exchange, symbol, timeframe, o, h, l, c, v, ingested[at])
+                for ts, exchange, symbol, timeframe, o, h, l, c, v, at in rows]
 
     def _shrink_wal(self, conn: sqlite3.Connection) -> None:
         wal = self.path.with_name(self.path.name + "-wal")
@@ -161,9 +171,14 @@ class SqliteSink:
             conn.execute("ROLLBACK")
 
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
-        wanted = set(series)
+        groups = datasets.by_dataset(series)
+        result = {}
+        for dataset, wanted in groups.items():
+            if dataset != OHLCV:
+                result.update(self._last_points(dataset, wanted))
+        wanted = groups.get(OHLCV, set())
         if not wanted:
-            return {}
+            return result
         exchanges = sorted({s.exchange for s in wanted})
         query = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) FROM {TABLE_NAME} "
                  f"WHERE exchange IN ({', '.join('?' * len(exchanges))}) "
@@ -173,23 +188,43 @@ class SqliteSink:
                 found = self._connection().execute(query, exchanges).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
-        result = {}
         for exchange, symbol, timeframe, last in found:
             key = SeriesKey(exchange, symbol, timeframe)
             if key in wanted:
                 result[key] = parse_iso_utc(last)
         return result
 
-    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
-        query = (f"SELECT timestamp FROM {TABLE_NAME} WHERE exchange = ? AND symbol = ? "
-                 "AND timeframe = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp")
+    def _last_points(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        spec = POINT_TABLES[dataset]
+        exchanges = sorted({s.exchange for s in wanted})
         with self._lock:
             try:
-                found = self._connection().execute(
-                    query, (*series, iso_utc(start_ms), iso_utc(end_ms))).fetchall()
+                found = self._connection().execute(datasets.last_timestamps_sql(spec, len(exchanges)),
+                                                   exchanges).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
-        return [parse_iso_utc(ts) for (ts,) in found]
+        keys = ((series_key(ex, sym, tf, dataset), last) for ex, sym, tf, last in found)
+        return {key: exact_ms(last) for key, last in keys if key in wanted}
+
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        if series.dataset != OHLCV:
+            query, args = (datasets.stored_sql(POINT_TABLES[series.dataset]),
+                           datasets.stored_args(series, iso_utc(start_ms), iso_utc(end_ms)))
+        else:
+            query, args = self._stored_candles_query(series, start_ms, end_ms)
+        with self._lock:
+            try:
+                found = self._connection().execute(query, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from exc
+        parse = parse_iso_utc if series.dataset == OHLCV else exact_ms
+        return [parse(ts) for (ts,) in found]
+
+    @staticmethod
+    def _stored_candles_query(series: SeriesKey, start_ms: int, end_ms: int) -> tuple[str, tuple]:
+        query = (f"SELECT timestamp FROM {TABLE_NAME} WHERE exchange = ? AND symbol = ? "
+                 "AND timeframe = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp")
+        return query, (*series[:3], iso_utc(start_ms), iso_utc(end_ms))
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,166 @@
+"""Funding rates and open interest end to end: the real CLI against the simulator's Binance
+USDⓈ-M, into SQLite and the BigQuery fake."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.datasets_support import (
+    FUNDING,
+    OPEN_INTEREST,
+    bigquery_points,
+    funding_truth,
+    open_interest_truth,
+    sqlite_points,
+)
+from tests.e2e_support import Collector, bigquery_env, bigquery_storage, e2e_config, iso_arg, poll
+
+HOUR, DAY = 3_600_000, 86_400_000
+EX, BTC, SOL = "binanceusdm", "BTC/USDT:USDT", "SOL/USDT:USDT"
+
+
+def _store(kind: str, tmp_path, fake) -> tuple[dict | None, dict, callable]:
+    if kind == "sqlite":
+        return None, {}, lambda table: sqlite_points(tmp_path / "md.sqlite", table)
+    return bigquery_storage(), bigquery_env(fake), lambda table: bigquery_points(fake, table)
+
+
+@pytest.fixture(params=["sqlite", "bigquery"])
+def store_kind(request):
+    return request.param
+
+
+def test_history_stores_the_truth_reports_what_binance_no_longer_serves_and_a_rerun_changes_nothing(
+        sim, tmp_path, store_kind, request) -> None:
+    fake = request.getfixturevalue("bigquery_fake") if store_kind == "bigquery" else None
+    storage, env, read = _store(store_kind, tmp_path, fake)
+    config = e2e_config(tmp_path, sim, {
+        EX: [{"symbol": BTC, "timeframes": [], "funding_rates": True, "open_interest": ["1h"]},
+             {"symbol": SOL, "timeframes": ["1d"], "funding_rates": True}],
+    }, storage=storage)
+    now = int(time.time() * 1000)
+    start, end = (now - 40 * DAY) // HOUR * HOUR, (now - 2 * HOUR) // HOUR * HOUR
+
+    first = Collector(config, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end), env=env)
+    assert first.wait(120) == 0, first.stderr()[-3000:]
+
+    unavailable = first.events("history_unavailable", dataset="open_interest")
+    assert len(unavailable) == 1 and unavailable[0]["unavailable_from"] == start
+    served_from = unavailable[0]["unavailable_until"]
+    # Binance keeps 30 days: the reported edge is the first period inside them.
+    assert now - 30 * DAY <= served_from <= now - 30 * DAY + HOUR + 60_000
+
+    funding = read(FUNDING)
+    expected = {**funding_truth(EX, BTC, start, end, end), **funding_truth(EX, SOL, start, end, end)}
+    assert funding == expected
+    assert sum(1 for k in funding if k[1] == SOL) > sum(1 for k in funding if k[1] == BTC)  # 4 h vs 8 h
+    oi = read(OPEN_INTEREST)
+    assert oi == open_interest_truth(EX, BTC, "1h", HOUR, served_from, end, end)
+    assert min(k[3] for k in oi) == served_from
+
+    rerun = Collector(config, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end), env=env)
+    assert rerun.wait(120) == 0, rerun.stderr()[-3000:]
+    assert read(FUNDING) == funding and read(OPEN_INTEREST) == oi
+
+    audit = Collector(config, "--mode", "audit", "--start", iso_arg(start), "--end", iso_arg(end), env=env)
+    assert audit.wait(120) == 0, audit.stderr()[-3000:]
+    summaries = {(e["symbol"], e.get("timeframe")): e for e in audit.events("audit_summary")}
+    assert summaries[(BTC, "")]["repairable"] == 0 and summaries[(BTC, "")]["stored"] == summaries[(BTC, "")]["expected"]
+    oi_audit = summaries[(BTC, "1h")]
+    assert oi_audit["repairable"] == 0 and {g["kind"] for g in oi_audit["gaps"]} == {"unavailable"}
+
+
+def test_audit_repair_fills_a_deleted_funding_row(sim, tmp_path) -> None:
+    import sqlite3
+
+    config = e2e_config(tmp_path, sim, {EX: [{"symbol": SOL, "funding_rates": True, "open_interest": ["4h"]}]})
+    now = int(time.time() * 1000)
+    start, end = (now - 10 * DAY) // HOUR * HOUR, (now - 2 * HOUR) // HOUR * HOUR
+    history = Collector(config, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end))
+    assert history.wait(90) == 0, history.stderr()[-3000:]
+    full_funding, full_oi = sqlite_points(tmp_path / "md.sqlite", FUNDING), sqlite_points(tmp_path / "md.sqlite", OPEN_INTEREST)
+    with sqlite3.connect(tmp_path / "md.sqlite") as conn:
+        conn.execute(f"DELETE FROM {FUNDING} WHERE timestamp = (SELECT timestamp FROM {FUNDING} ORDER BY timestamp LIMIT 1 OFFSET 5)")
+        conn.execute(f"DELETE FROM {OPEN_INTEREST} WHERE timestamp = (SELECT timestamp FROM {OPEN_INTEREST} ORDER BY timestamp LIMIT 1 OFFSET 3)")
+
+    audit = Collector(config, "--mode", "audit", "--repair", "--start", iso_arg(start), "--end", iso_arg(end))
+    assert audit.wait(90) == 0, audit.stderr()[-3000:]
+    repaired = {e.get("timeframe"): e["repaired"] for e in audit.events("audit_summary") if "repaired" in e}
+    assert repaired == {"": 1, "4h": 1}
+    assert sqlite_points(tmp_path / "md.sqlite", FUNDING) == full_funding
+    assert sqlite_points(tmp_path / "md.sqlite", OPEN_INTEREST) == full_oi
+
+
+def test_an_unknown_open_interest_period_is_a_config_error(sim, tmp_path) -> None:
+    config = e2e_config(tmp_path, sim, {EX: [{"symbol": BTC, "open_interest": ["3m"]}]})
+    run = Collector(config, "--validate-config")
+    assert run.wait(30) == 2
+    assert "exchanges.binanceusdm.symbols[0].open_interest" in run.stderr() + run.stdout_path.read_text()
+
+
+def test_a_dataset_the_symbol_or_exchange_lacks_is_skipped_at_start_and_the_rest_runs(sim, tmp_path) -> None:
+    config = e2e_config(tmp_path, sim, {
+        "binance": [{"symbol": "BTC/USDT", "timeframes": ["1d"], "funding_rates": True}],   # spot
+        "kraken": [{"symbol": "BTC/USD", "timeframes": ["1d"], "open_interest": ["1h"]}],   # no such API
+    })
+    now = int(time.time() * 1000)
+    run = Collector(config, "--mode", "history", "--start", iso_arg(now - 5 * DAY), "--end", iso_arg(now - DAY))
+    assert run.wait(60) == 1   # a skipped series is not covered, as for candles
+    skipped = {(e["exchange"], e["dataset"]): e["reason"] for e in run.events("series_skipped")}
+    assert set(skipped) == {("binance", "funding_rates"), ("kraken", "open_interest")}
+    assert "spot" in skipped[("binance", "funding_rates")]
+    done = {(e["exchange"], e["dataset"]) for e in run.events("history_series_done") if e["status"] == "complete"}
+    assert done == {("binance", "ohlcv"), ("kraken", "ohlcv")}
+
+
+def _next_funding_boundary(now_s: float) -> int:
+    step = 8 * 3600
+    return int(now_s // step + 1) * step
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "bigquery"])
+def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
+        tmp_path, collectors, kind, request) -> None:
+    """The simulator's clock runs 12 s before a funding time, which is also the close of a 5m
+    open-interest period; with BigQuery the store is down while they appear."""
+    from simulator import ExchangeSimulator
+    from simulator.derivatives import truth_funding, truth_open_interest
+
+    boundary = _next_funding_boundary(time.time())
+    shift = boundary - 12 - time.time()
+    sim = ExchangeSimulator(now=lambda: time.time() + shift).start()
+    request.addfinalizer(sim.stop)
+    fake = request.getfixturevalue("bigquery_fake") if kind == "bigquery" else None
+    storage, env, read = _store(kind, tmp_path, fake)
+    if storage is not None:  # a write gives up quickly, so that the outage reaches the spool
+        storage["bigquery"].update(retry_deadline_seconds=2, request_timeout_seconds=2)
+    config = e2e_config(tmp_path, sim, {EX: [{"symbol": BTC, "funding_rates": True, "open_interest": ["5m"]}]},
+                        storage=storage)
+    live = Collector(config, env=env)
+    collectors.append(live)
+    live.wait_healthy(30)
+    outage = None
+    if fake is not None:
+        outage = fake.add_fault("http_503", op="insertAll", duration=max(1.0, boundary - (time.time() + shift)) + 6)
+
+    boundary_ms = boundary * 1000
+    funding = truth_funding(EX, BTC, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
+    period = truth_open_interest(EX, BTC, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
+    assert len(funding) == 1 and len(period) == 1
+    funding_key, period_key = (EX, BTC, funding[0][0]), (EX, BTC, "5m", boundary_ms - 300_000)
+
+    def arrived() -> bool:
+        return (read(FUNDING).get(funding_key) == (funding[0][1],)
+                and read(OPEN_INTEREST).get(period_key) == tuple(period[0][1:]))
+
+    poll(lambda: time.time() + shift >= boundary, 30, "the funding time on the exchange clock")
+    appeared = time.time()
+    poll(arrived, 30 if outage else 4, "the new funding rate and open-interest period in the store")
+    if outage is None:
+        assert time.time() - appeared <= 1 + 2.5   # one interval, plus a cycle's own time
+    else:
+        assert live.events("sink_write_error"), "the outage never met a write"
+        assert live.events("spool_delivered")
+    assert live.terminate() == 0

@@ -1,0 +1,51 @@
+"""What each exchange serves of the derivative datasets: page sizes, how far back, periods.
+
+Checked against ccxt 4.5.90 and the exchanges' API docs:
+- Binance USDⓈ-M: GET /fapi/v1/fundingRate, limit up to 1,000, ascending from startTime;
+  GET /futures/data/openInterestHist, limit up to 500, periods 5m..1d, "only the data of the
+  latest 1 month is available" (30 days).
+- OKX: GET /api/v5/public/funding-rate-history, 100 a page, newest first, about the last 3
+  months; GET /api/v5/rubik/stat/contracts/open-interest-history, periods 5m, 1H, 1D, 100 a
+  page (ccxt windows ``since`` + limit periods).
+An exchange not listed here is used through ccxt with a conservative page and no known
+history limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    page_limit: int
+    history_days: float | None = None          # None: no known limit
+    periods: tuple[str, ...] | None = None     # open interest: the periods served; None: any
+    newest_first: bool = False                 # pages go back from an ``after`` cursor (OKX funding)
+
+
+BINANCE_OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+FUNDING: dict[str, DatasetFacts] = {
+    "binanceusdm": DatasetFacts(1000),
+    "binance": DatasetFacts(1000),
+    "okx": DatasetFacts(100, history_days=90, newest_first=True),
+}
+
+OPEN_INTEREST: dict[str, DatasetFacts] = {
+    "binanceusdm": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
+    "binance": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
+    "okx": DatasetFacts(100, periods=("5m", "1h", "1d")),
+}
+
+DEFAULT = DatasetFacts(100)
+
+
+def funding_facts(exchange_id: str) -> DatasetFacts:
+    return FUNDING.get(exchange_id, DEFAULT)
+
+
+def open_interest_facts(exchange_id: str) -> DatasetFacts:
+    return OPEN_INTEREST.get(exchange_id, DEFAULT)
