@@ -520,9 +520,9 @@ async def _async_flow(sim: ExchangeSimulator, ex_id: str, now: int) -> None:
         page = await ex.fetch_ohlcv(BTC[ex_id], "1m", old, 100)
         if ex_id == "kraken":                            # since cannot reach back
             assert page[0][0] >= current - 719 * MIN
-        else:                                            # okx: history-candles
-            assert page == truth(ex_id, BTC[ex_id], "1m", old, old + 200 * MIN, now)[:len(page)]
-            assert len(page) >= 95
+        else:                                            # okx: history-candles, 100 minutes a page
+            assert page == truth(ex_id, BTC[ex_id], "1m", old, old + 100 * MIN, now)
+            assert len(page) >= 80                       # a few quiet minutes have no bar
     finally:
         await ex.close()
 
