@@ -12,12 +12,14 @@ from enum import StrEnum
 from typing import Union
 
 from core.config import ExchangeConfig, Settings, StorageConfig
+from core.shards import Shard
 
 
 class Mode(StrEnum):
     LIVE = "live"
     HISTORY = "history"
     AUDIT = "audit"
+    PLAN = "plan"       # resolve the universe and the shard's series, report them, exit
 
 
 class WorkerState(StrEnum):
@@ -67,6 +69,9 @@ class WorkerSpec:
     # HISTORY: per series, where a previous attempt stood.
     resume_from: dict[SeriesId, int] = field(default_factory=dict)
     repair: bool = False                        # AUDIT: fill the gaps the exchange can serve
+    # --shard I/N: names the worker's state files; with shard_by series it also picks the
+    # (exchange, symbol) pairs this worker collects.
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,17 @@ class Heartbeat:
     rows_written: int = 0
     rows_rejected: int = 0
     last_success: float | None = None
+    # LIVE: request time the series need per interval at the exchange's pace / the interval.
+    rate_budget_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """The series this worker collects: after resolving its universe and shard, and again
+    whenever a LIVE refresh changes them."""
+
+    series: list[SeriesId] = field(default_factory=list)
+    skipped: list[tuple[SeriesId, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,7 @@ class AuditDone:
     error: str | None = None
 
 
-Message = Union[Heartbeat, SeriesDone, AuditDone]
+Message = Union[Heartbeat, SeriesPlan, SeriesDone, AuditDone]
 
 
 @dataclass(frozen=True)

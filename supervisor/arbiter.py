@@ -16,6 +16,8 @@ from typing import Any, Callable
 from core import exit_codes
 from core.config import AppConfig
 from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
+from core.shards import Shard
+from supervisor.plan import print_plan
 from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import WorkerHandle
 
@@ -37,6 +39,7 @@ class Arbiter:
         start_ms: int | None = None,
         end_ms: int | None = None,
         repair: bool = False,
+        shard: Shard | None = None,
         clock: Callable[[], float] = time.time,
         on_tick: Callable[["Arbiter"], None] | None = None,
     ) -> None:
@@ -52,10 +55,17 @@ class Arbiter:
         self._last_memory_sample = 0.0
         settings = config.settings
         self.heartbeat_timeout_s = settings.heartbeat_timeout_intervals * settings.update_interval_seconds
+        self.shard = shard
+        if shard is not None and settings.shard_by == "exchange":
+            owned = [e for e in exchanges if shard.owns_exchange(e)]
+            if not owned:
+                log.warning("shard %s owns none of the exchanges %s; idle", shard, ", ".join(exchanges),
+                            extra={"event": "shard_idle", "shard": str(shard)})
+            exchanges = owned
         self.workers = {
             exchange_id: WorkerHandle(WorkerSpec(
                 exchange_id, config.exchanges[exchange_id], settings, config.storage, self.mode,
-                start_ms, end_ms, repair=repair)) for exchange_id in exchanges}
+                start_ms, end_ms, repair=repair, shard=shard)) for exchange_id in exchanges}
 
     @property
     def one_shot(self) -> bool:
@@ -207,7 +217,9 @@ class Arbiter:
             return summarize_history(self.workers.values(), interrupted=self.stopping)
         if self.mode == Mode.AUDIT:
             return summarize_audit(self.workers.values())
-        if all(w.state == WorkerState.FAILED for w in self.workers.values()):
+        if self.mode == Mode.PLAN:
+            return print_plan(list(self.workers.values()), self.shard)
+        if self.workers and all(w.state == WorkerState.FAILED for w in self.workers.values()):
             return exit_codes.USAGE  # every exchange's config was unusable: nothing was collected
         return exit_codes.OK
 

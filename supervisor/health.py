@@ -20,6 +20,9 @@ _METRICS = (
     ("tda_worker_rss_bytes", "gauge", "Resident set size of the worker process", "rss_bytes"),
     ("tda_worker_uss_bytes", "gauge", "Unique set size of the worker process", "uss_bytes"),
     ("tda_worker_last_success_timestamp_seconds", "gauge", "When a cycle last stored data", "last_success"),
+    ("tda_rate_budget_ratio", "gauge",
+     "LIVE request time the series need per interval at the exchange's pace, over the interval "
+     "(above 1: they do not fit)", "rate_budget_ratio"),
 )
 
 
