@@ -50,6 +50,7 @@ class RequestRecord:
     query: dict[str, str]
     endpoint: str | None
     fault: str | None
+    client: str | None = None    # the request's X-Client header: which process asked
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -310,7 +311,7 @@ class ExchangeSimulator:
             fault = self._take_fault(exchange, endpoint, now)
             latency = self._latency.get(exchange, self._latency[None])
             self._log.append(RequestRecord(now, exchange, method, path, query, endpoint,
-                                           fault.kind if fault else None))
+                                           fault.kind if fault else None, handler.headers.get("X-Client")))
             counts = self._counters[exchange]
             counts["requests"] += 1
             counts[f"endpoint:{endpoint or path}"] += 1

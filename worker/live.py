@@ -18,8 +18,10 @@ from core.series import Candle, OhlcvRow, SeriesKey, to_rows
 from core.timeframes import bar_start
 from worker.backfill import SeriesOutcome, backfill_series
 from worker.candles import parse_candles
-from worker.errors import CollectorError, SinkUnavailable, TransientError
+from worker.errors import CollectorError, SinkUnavailable, TransientError, UnsupportedSeries
 from worker.live_bars import LiveBars, LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live_universe import UniverseRefresh
+from worker.rate_budget import RateBudget, Rotation
 from worker.session import ExchangeSession, WorkerStats, series_extra
 from worker.spool import Spool
 
@@ -51,6 +53,9 @@ class LiveCollector:
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
         self._needs_repair: dict[SeriesKey, int | None] = {}
+        self.universe = UniverseRefresh(session, on_enter=self._entered, on_leave=self._left)
+        self._rotation = Rotation()
+        self._budget: RateBudget | None = None
 
     @property
     def stats(self) -> WorkerStats:
@@ -69,9 +74,14 @@ class LiveCollector:
 
     async def _cycle(self) -> None:
         started = time.monotonic()
-        series = self.session.series
+        if self.universe.due():
+            await self.universe.refresh()
+        budget = self._check_budget()
+        series = self._rotation.take(list(self.session.series), budget.per_cycle)
+        # A series polled every k cycles asks for k intervals' bars: none closes unseen.
+        covered_s = self.settings.update_interval_seconds * budget.cycles_per_round
         repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else []
-        results = await asyncio.gather(*(self._fetch(s) for s in series))
+        results = await asyncio.gather(*(self._fetch(s, covered_s) for s in series))
         rows = [row for series_rows, _ in results for row in series_rows]
         written = await self._write_live(repaired + rows)
         if written:
@@ -79,21 +89,46 @@ class LiveCollector:
                 self._policy.written(s, bars)
         failures = sum(1 for _, bars in results if bars is None)
         self.stats.cycles += 1
-        if written and failures < len(series):
+        if written and (failures < len(series) or not series):
             self.stats.last_success = self.session.clock()
         self.session.beat()
         log.info("cycle done: %d rows, %d series failed", len(rows), failures,
                  extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
                         "duration_ms": round((time.monotonic() - started) * 1000)})
 
-    async def _fetch(self, series: SeriesKey) -> tuple[list[OhlcvRow], LiveBars | None]:
+    def _check_budget(self) -> RateBudget:
+        """This cycle's budget; logged when the series stop fitting (or their number changes)."""
+        budget = RateBudget(len(self.session.series), self.session.client.seconds_per_ohlcv_request(),
+                            self.settings.update_interval_seconds)
+        if not budget.fits and (self._budget is None or self._budget.fits
+                                or self._budget.series != budget.series):
+            budget.log_exceeded(self.session.exchange_id)
+        self._budget = budget
+        self.stats.rate_budget_ratio = round(budget.ratio, 4)
+        return budget
+
+    def _entered(self, series: SeriesKey, backfill_from_ms: int | None) -> None:
+        if backfill_from_ms is not None:
+            self._mark_gap(series, backfill_from_ms)
+
+    def _left(self, series: SeriesKey) -> None:
+        self._needs_repair.pop(series, None)
+        self._policy.forget(series)
+
+    async def _fetch(self, series: SeriesKey, covered_s: float | None = None) -> tuple[list[OhlcvRow], LiveBars | None]:
         if self.session.stopping:
             return [], None
         client = self.session.client
-        limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
+        limit = live_fetch_limit(series.timeframe, covered_s or self.settings.update_interval_seconds)
+        max_limit = client.max_ohlcv_limit(series.symbol)
+        if max_limit:
+            limit = min(limit, max_limit)
         try:
             now_ms = await client.exchange_now_ms()
             raw = await client.fetch_ohlcv(series.symbol, series.timeframe, None, limit)
+        except UnsupportedSeries as exc:
+            self.universe.set_aside_delisted(series, exc)
+            return [], None
         except CollectorError as exc:
             self.stats.cycle_errors += 1
             self._mark_gap(series, self._policy.last_closed(series))

@@ -120,12 +120,12 @@ def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEvent
         if stop.is_set():
             return exit_codes.OK if spec.mode == Mode.LIVE else exit_codes.INTERRUPTED
         return _start_failure_code(spec, exc)
-    if spec.mode == Mode.PLAN:
-        return exit_codes.OK  # the plan went out with open()
     if not session.series and not session.skipped:
         _log_idle(spec)
         if spec.mode != Mode.LIVE:
             return exit_codes.OK
+    if spec.mode == Mode.PLAN:
+        return exit_codes.OK  # the plan went out with open()
     if not session.series:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
