@@ -16,14 +16,15 @@ FAST = {"kraken": {"rateLimit": 50}}
 
 
 def universe_config(tmp_path: Path, sim: Any, bodies: dict[str, dict], *, settings: dict | None = None,
-                    storage: dict | None = None, name: str = "c.yaml", client: str | None = None) -> Path:
+                    storage: dict | None = None, name: str = "c.yaml", client: str | None = None,
+                    ccxt: dict[str, dict] | None = None) -> Path:
     """A config whose exchanges point at the simulator; ``client`` tags every request (X-Client)."""
     tag = {"headers": {"X-Client": client}} if client else {}
     config = {
         "settings": {"update_interval_seconds": 1, "health_port": free_port(), "environment": "test",
                      "state_dir": str(tmp_path / "state"), **(settings or {})},
         "storage": storage or {"backend": "sqlite", "sqlite": {"path": str(tmp_path / "md.sqlite")}},
-        "exchanges": {ex: {"ccxt": {**sim.ccxt_config(ex), **FAST.get(ex, {}), **tag}, **body}
+        "exchanges": {ex: {"ccxt": {**sim.ccxt_config(ex), **FAST.get(ex, {}), **tag, **(ccxt or {}).get(ex, {})}, **body}
                       for ex, body in bodies.items()},
     }
     path = tmp_path / name

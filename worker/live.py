@@ -56,6 +56,7 @@ class LiveCollector:
         self.universe = UniverseRefresh(session, on_enter=self._entered, on_leave=self._left)
         self._rotation = Rotation()
         self._budget: RateBudget | None = None
+        self._rejected: dict[SeriesKey, CollectorError] = {}   # this cycle's refused series
 
     @property
     def stats(self) -> WorkerStats:
@@ -82,6 +83,9 @@ class LiveCollector:
         covered_s = self.settings.update_interval_seconds * budget.cycles_per_round
         repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else []
         results = await asyncio.gather(*(self._fetch(s, covered_s) for s in series))
+        if self._rejected:
+            rejected, self._rejected = self._rejected, {}
+            await self.universe.check_rejected(rejected)
         rows = [row for series_rows, _ in results for row in series_rows]
         written = await self._write_live(repaired + rows)
         if written:
@@ -130,6 +134,8 @@ class LiveCollector:
             self.universe.set_aside_delisted(series, exc)
             return [], None
         except CollectorError as exc:
+            if not isinstance(exc, TransientError):
+                self._rejected[series] = exc
             self.stats.cycle_errors += 1
             self._mark_gap(series, self._policy.last_closed(series))
             log.error("fetch failed for %s: %s", series, exc,

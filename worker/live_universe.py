@@ -37,6 +37,22 @@ class UniverseRefresh:
         wanted = self.session.exchange.universe is not None or bool(self.set_aside)
         return wanted and self.session.clock() - self._last >= self.period_s
 
+    async def check_rejected(self, rejected: dict[SeriesKey, CollectorError]) -> None:
+        """Series the exchange refused this cycle: load the market list once and set aside
+        those whose market is gone or inactive (exchanges word "unknown symbol" differently,
+        so the market list decides, not the error text)."""
+        try:
+            await self.session.client.reload_markets()
+        except CollectorError as exc:
+            log.warning("cannot reload the markets of %s: %s", self.session.exchange_id, exc,
+                        extra={"event": "universe_refresh_error", "error": str(exc)[:300]})
+            return
+        markets = self.session.client.markets()
+        for series, error in rejected.items():
+            market = markets.get(series.symbol)
+            if market is None or market.get("active") is False:
+                self.set_aside_delisted(series, error)
+
     def set_aside_delisted(self, series: SeriesKey, error: CollectorError) -> None:
         """Stop polling a series whose market is gone until the next refresh."""
         if series in self.set_aside:
@@ -44,6 +60,7 @@ class UniverseRefresh:
         self.set_aside.add(series)
         if series in self.session.series:
             self.session.series.remove(series)
+        self._on_leave(series)
         log.warning("%s is no longer served (%s); not polled until the market list is checked again",
                     series, error, extra=series_extra(series, "series_delisted", error=str(error)[:300]))
 
