@@ -126,7 +126,7 @@ def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEvent
             return exit_codes.OK
     if spec.mode == Mode.PLAN:
         return exit_codes.OK  # the plan went out with open()
-    if not session.series:
+    if not session.series and session.skipped:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
         return exit_codes.BAD_CONFIG
