@@ -83,6 +83,10 @@ class Settings(_Strict):
     spool_max_rows: PositiveInt = 500_000
     # HISTORY: how many times a crashed worker is restarted before its series count as failed.
     history_restart_budget: int = Field(default=3, ge=0)
+    # With --shard I/N: split by whole exchanges, or by (exchange, symbol) pairs. "series"
+    # spreads one exchange over several hosts, which only adds request capacity when each
+    # host has its own egress IP (exchanges rate-limit per IP).
+    shard_by: Literal["exchange", "series"] = "exchange"
 
     @field_validator("log_level")
     @classmethod
@@ -171,9 +175,66 @@ class SymbolConfig(_Strict):
         return values
 
 
+def _valid_patterns(values: list[str]) -> list[str]:
+    bad = [v for v in values if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise ValueError(f"patterns must be non-empty strings (got {bad!r})")
+    return values
+
+
+class UniverseConfig(_Strict):
+    """Symbols chosen by rule (design section 10); resolved by the worker, which has ccxt."""
+
+    quote: list[str] = Field(min_length=1)
+    type: Literal["spot", "swap", "future"] = "spot"
+    top: PositiveInt | None = None
+    min_quote_volume: float = Field(default=0, ge=0, allow_inf_nan=False)
+    include: Annotated[list[str], AfterValidator(_valid_patterns)] = Field(default_factory=list)
+    exclude: Annotated[list[str], AfterValidator(_valid_patterns)] = Field(default_factory=list)
+    # The datasets of every symbol selected, as for a symbol entry (timeframes after the others,
+    # so that its check sees them).
+    funding_rates: bool = False
+    open_interest: list[str] = Field(default_factory=list)
+    timeframes: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    refresh_minutes: PositiveFloat = 60
+    backfill_hours: float = Field(default=24, ge=0, allow_inf_nan=False)
+
+    @field_validator("quote", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("quote")
+    @classmethod
+    def _upper_codes(cls, values: list[str]) -> list[str]:
+        return [v.upper() for v in values]
+
+    @field_validator("open_interest")
+    @classmethod
+    def _known_periods(cls, values: list[str]) -> list[str]:
+        return SymbolConfig._known_periods(values)
+
+    @field_validator("timeframes", mode="before")
+    @classmethod
+    def _timeframes_or_another_dataset(cls, values: Any, info: ValidationInfo) -> Any:
+        return SymbolConfig._timeframes_or_another_dataset(values, info)
+
+    @field_validator("timeframes")
+    @classmethod
+    def _valid_timeframes(cls, values: list[str]) -> list[str]:
+        return SymbolConfig._valid_timeframes(values)
+
+
 class ExchangeConfig(_Strict):
     ccxt: dict[str, Any] = Field(default_factory=dict)
-    symbols: list[SymbolConfig] = Field(min_length=1)
+    symbols: list[SymbolConfig] = Field(default_factory=list)
+    universe: UniverseConfig | None = None
+
+    @model_validator(mode="after")
+    def _something_to_collect(self) -> "ExchangeConfig":
+        if not self.symbols and self.universe is None:
+            raise ValueError("needs symbols (at least 1), a universe, or both")
+        return self
 
     @model_validator(mode="before")
     @classmethod

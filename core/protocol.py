@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Union
 
 from core.config import ExchangeConfig, Settings, StorageConfig
+from core.shards import Shard
 from core.telemetry import HistoryProgress, RequestStats, SeriesFreshness
 
 
@@ -19,6 +20,7 @@ class Mode(StrEnum):
     LIVE = "live"
     HISTORY = "history"
     AUDIT = "audit"
+    PLAN = "plan"       # resolve the universe and the shard's series, report them, exit
 
 
 class WorkerState(StrEnum):
@@ -53,7 +55,7 @@ class GapKind(StrEnum):
     UNAVAILABLE = "unavailable"   # the exchange no longer serves that far back
 
 
-SeriesId = tuple[str, str, str]   # (exchange, symbol, timeframe): SeriesKey as plain data
+SeriesId = tuple[str, ...]   # (exchange, symbol, timeframe[, dataset]): a series key as plain data
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class WorkerSpec:
     # HISTORY: per series, where a previous attempt stood.
     resume_from: dict[SeriesId, int] = field(default_factory=dict)
     repair: bool = False                        # AUDIT: fill the gaps the exchange can serve
+    # --shard I/N: names the worker's state files; with shard_by series it also picks the
+    # (exchange, symbol) pairs this worker collects.
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,17 @@ class Heartbeat:
     requests: RequestStats | None = None        # HTTP requests to the exchange
     spool_rows: int = 0                         # LIVE: rows waiting for the store
     history: HistoryProgress | None = None      # HISTORY: bars done of bars to do
+    # LIVE: request time the series need per interval at the exchange's pace / the interval.
+    rate_budget_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """The series this worker collects: after resolving its universe and shard, and again
+    whenever a LIVE refresh changes them."""
+
+    series: list[SeriesId] = field(default_factory=list)
+    skipped: list[tuple[SeriesId, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,7 @@ class AuditDone:
     after_repair: list[GapReport] | None = None
 
 
-Message = Union[Heartbeat, SeriesDone, AuditDone, SeriesFreshness]
+Message = Union[Heartbeat, SeriesPlan, SeriesDone, AuditDone, SeriesFreshness]
 
 
 @dataclass(frozen=True)

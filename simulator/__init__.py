@@ -20,6 +20,8 @@ manager; ``.base_url``; ``.ccxt_config(exchange)``; ``.exchange_now_ms(exchange)
 means every exchange; kinds in :mod:`simulator.faults`); ``.clear_faults(exchange=None)``;
 ``.faults()``; ``.set_rate_limit(exchange, enabled=, limit=, window=, ban_after=,
 ban_seconds=, endpoint=)`` (defaults in :mod:`simulator.limits`);
+``.set_listed(exchange, symbol, listed=True)`` (list or delist a market at run time);
+``.set_quote_volume(exchange, symbol, volume)`` (its 24h ticker volume; None: the model's);
 ``.counters(exchange=None)``; ``.reset_counters()``; ``.requests`` (list of
 :class:`RequestRecord`); ``.clear_requests()``; ``.state()``; the same knobs over HTTP at
 ``/_control`` (see :mod:`simulator.server`).

@@ -87,12 +87,13 @@ def market(exchange: str, symbol: str) -> MarketSpec:
 
 
 def add_market(exchange: str, symbol: str, native_id: str, *, priced_like: str = "BTC",
-               price_decimals: int = 2) -> MarketSpec:
+               price_decimals: int = 2, listed_ms: int | None = None) -> MarketSpec:
     """List one more market on ``exchange``, priced by the model of ``priced_like`` (BTC, ETH
     or SOL) with noise of its own, so e.g. 500 series can be served from three models.
 
     Simulators built afterwards serve it: a dialect copies the market list when it is built.
     Kraken's pairs come with a fixed asset table, so only binance and okx take new markets.
+    ``listed_ms`` is its first bar (default: that of ``priced_like``).
     """
     if exchange not in ("binance", "binanceusdm", "okx"):
         raise ValueError(f"{exchange} takes no new markets; binance, binanceusdm and okx do")
@@ -101,7 +102,7 @@ def add_market(exchange: str, symbol: str, native_id: str, *, priced_like: str =
     if (exchange, symbol) in MARKETS:
         raise ValueError(f"{exchange} already lists {symbol}")
     spec = MarketSpec(exchange, symbol, native_id, priced_like, price_decimals, 8,
-                      _LISTED[priced_like], _VOLUME[priced_like])
+                      _LISTED[priced_like] if listed_ms is None else int(listed_ms), _VOLUME[priced_like])
     MARKETS[(exchange, symbol)] = spec
     return spec
 

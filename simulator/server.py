@@ -36,7 +36,7 @@ from .limits import Limiter, default_rate_limits
 EXCHANGES = tuple(DIALECTS)
 _CONTROL_OPS = frozenset({"set_latency", "set_clock_offset", "add_fault", "clear_faults",
                           "set_rate_limit", "reset_counters", "clear_requests", "counters",
-                          "faults", "state", "requests"})
+                          "faults", "state", "requests", "set_listed", "set_quote_volume"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class RequestRecord:
     query: dict[str, str]
     endpoint: str | None
     fault: str | None
+    client: str | None = None    # the request's X-Client header: which process asked
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -212,6 +213,27 @@ class ExchangeSimulator:
             self._limit_cfg[exchange] = cfg
             self._limiters[exchange] = Limiter(cfg)
 
+    def set_listed(self, exchange: str, symbol: str, listed: bool = True) -> None:
+        """List or delist a market at run time: a delisted market leaves the market list and
+        the tickers, and its candle requests get the exchange's unknown-symbol error."""
+        dialect = self._dialect_market(exchange, symbol)
+        native_id = dialect[1]
+        with self._lock:
+            (dialect[0].delisted.discard if listed else dialect[0].delisted.add)(native_id)
+
+    def set_quote_volume(self, exchange: str, symbol: str, volume: float | None) -> None:
+        """Fix a market's 24h quote volume in the tickers (None: back to the model's)."""
+        dialect, native_id = self._dialect_market(exchange, symbol)
+        with self._lock:
+            _set_or_clear(dialect.quote_volumes, native_id, None if volume is None else float(volume))
+
+    def _dialect_market(self, exchange: str, symbol: str) -> tuple[Dialect, str]:
+        dialect = self._dialects[exchange]
+        for native_id, spec in dialect.markets.items():
+            if spec.symbol == symbol:
+                return dialect, native_id
+        raise KeyError(f"{exchange} has no market {symbol}")
+
     def counters(self, exchange: str | None = None) -> dict:
         """Request counts: total, per endpoint, per status, 429/418, faults."""
         with self._lock:
@@ -289,7 +311,7 @@ class ExchangeSimulator:
             fault = self._take_fault(exchange, endpoint, now)
             latency = self._latency.get(exchange, self._latency[None])
             self._log.append(RequestRecord(now, exchange, method, path, query, endpoint,
-                                           fault.kind if fault else None))
+                                           fault.kind if fault else None, handler.headers.get("X-Client")))
             counts = self._counters[exchange]
             counts["requests"] += 1
             counts[f"endpoint:{endpoint or path}"] += 1

@@ -18,7 +18,9 @@ from typing import Any, Callable
 from core import exit_codes
 from core.config import AppConfig, ConfigError
 from core.protocol import Envelope, Mode, WorkerSpec, WorkerState
+from core.shards import Shard
 from supervisor.freshness import add_freshness
+from supervisor.plan import print_plan
 from supervisor.reload import ReloadPlan, plan_reload
 from supervisor.summaries import summarize_audit, summarize_history
 from supervisor.workers import WorkerHandle
@@ -41,6 +43,7 @@ class Arbiter:
         start_ms: int | None = None,
         end_ms: int | None = None,
         repair: bool = False,
+        shard: Shard | None = None,
         clock: Callable[[], float] = time.time,
         on_tick: Callable[["Arbiter"], None] | None = None,
         reload_config: Callable[[], AppConfig] | None = None,
@@ -66,12 +69,22 @@ class Arbiter:
         self._stop_deadline: dict[str, float] = {}
         settings = config.settings
         self.heartbeat_timeout_s = settings.heartbeat_timeout_intervals * settings.update_interval_seconds
-        self.workers = {exchange_id: WorkerHandle(self.spec_for(config, exchange_id))
-                        for exchange_id in exchanges}
+        self.shard = shard
+        owned = self.owned(exchanges)
+        if shard is not None and not owned:
+            log.warning("shard %s owns none of the exchanges %s; idle", shard, ", ".join(exchanges),
+                        extra={"event": "shard_idle", "shard": str(shard)})
+        self.workers = {exchange_id: WorkerHandle(self.spec_for(config, exchange_id)) for exchange_id in owned}
+
+    def owned(self, exchanges: list[str]) -> list[str]:
+        """The exchanges this shard runs: all of them unless the config is split by exchange."""
+        if self.shard is None or self.config.settings.shard_by != "exchange":
+            return list(exchanges)
+        return [e for e in exchanges if self.shard.owns_exchange(e)]
 
     def spec_for(self, config: AppConfig, exchange_id: str) -> WorkerSpec:
         return WorkerSpec(exchange_id, config.exchanges[exchange_id], config.settings, config.storage,
-                          self.mode, self._start_ms, self._end_ms, repair=self._repair)
+                          self.mode, self._start_ms, self._end_ms, repair=self._repair, shard=self.shard)
 
     @property
     def one_shot(self) -> bool:
@@ -239,7 +252,7 @@ class Arbiter:
                              "problems": [{"path": p, "message": m} for p, m in exc.problems]})
             return
         running = [e for e in self.workers if e not in self._retiring]
-        plan = plan_reload(self.config, new, running, self.selected)
+        plan = plan_reload(self.config, new, running, self.selected, owns=self.owned)
         if plan.needs_restart:
             log.warning("config reload: %s only change with a restart; running values kept",
                         ", ".join(plan.needs_restart),
@@ -304,7 +317,9 @@ class Arbiter:
             return summarize_history(self.workers.values(), interrupted=self.stopping)
         if self.mode == Mode.AUDIT:
             return summarize_audit(self.workers.values())
-        if all(w.state == WorkerState.FAILED for w in self.workers.values()):
+        if self.mode == Mode.PLAN:
+            return print_plan(list(self.workers.values()), self.shard)
+        if self.workers and all(w.state == WorkerState.FAILED for w in self.workers.values()):
             return exit_codes.USAGE  # every exchange's config was unusable: nothing was collected
         return exit_codes.OK
 

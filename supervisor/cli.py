@@ -21,6 +21,7 @@ from core.config import AppConfig, ConfigError, load_config
 from core.entrypoints import PREPARE_STORE, WORKER_PRELOAD, run_entrypoint
 from core.exports import EXPORT_FORMATS, ExportRequest
 from core.logsetup import configure_supervisor_logging
+from core.shards import Shard, ShardError
 from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.coverage_page import write_coverage_report
@@ -44,10 +45,11 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor",
                                      description="Collect OHLCV candles from exchanges into BigQuery or SQLite.")
-    parser.add_argument("--mode", choices=("live", "history", "audit", "export"), default="live",
+    parser.add_argument("--mode", choices=("live", "history", "audit", "export", "plan"), default="live",
                         help="live: poll forever (default); history: backfill --start..--end and exit; "
                              "audit: classify the store's gaps in --start..--end and exit; "
-                             "export: write the stored rows of --start..--end as files under --out")
+                             "export: write the stored rows of --start..--end as files under --out; "
+                             "plan: print the series this shard collects (JSON lines) and exit")
     parser.add_argument("--repair", action="store_true",
                         help="audit: also fill the gaps the exchange can still serve")
     parser.add_argument("--start", help="HISTORY start, ISO-8601 (naive = UTC), inclusive")
@@ -55,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", help="config file (default $CONFIG_PATH, then ./config.yaml)")
     parser.add_argument("--exchange", nargs="+", action="extend", metavar="ID",
                         help="run only these configured exchanges (shard one config over containers)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run shard I of N (0-based; default $SHARD): only the exchanges or "
+                             "series (settings.shard_by) a stable hash gives to I")
     parser.add_argument("--validate-config", action="store_true",
                         help="check the config and exit (0 valid, 2 invalid)")
     parser.add_argument("--report", metavar="FILE.html",
@@ -85,7 +90,7 @@ def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, in
         raise UsageError("--out and --format only apply to --mode export")
     if args.mode == "export" and not args.out:
         raise UsageError("--mode export needs --out DIR")
-    if args.mode == "live":
+    if args.mode in ("live", "plan"):
         if args.start or args.end:
             raise UsageError("--start and --end only apply to --mode history and --mode audit")
         return None, None
@@ -96,6 +101,17 @@ def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, in
     if start >= end:
         raise UsageError(f"--start must be before --end ({args.start} >= {args.end or 'now'})")
     return start, end
+
+
+def parse_shard(flag: str | None, environ: Mapping[str, str]) -> Shard | None:
+    """``--shard`` wins over ``SHARD``; neither means one process owns everything."""
+    text, source = (flag, "--shard") if flag is not None else (environ.get("SHARD") or None, "SHARD")
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ShardError as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def select_exchanges(config: AppConfig, wanted: list[str] | None) -> list[str]:
@@ -131,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exchanges = (list(dict.fromkeys(args.exchange or [])) if args.mode == "export"
                      else select_exchanges(config, args.exchange))
         start_ms, end_ms = history_range(args, int(datetime.now(timezone.utc).timestamp() * 1000))
+        shard = parse_shard(args.shard, os.environ)
         log_format = os.environ.get("LOG_FORMAT", "").strip().lower() or None
         if log_format is not None and log_format not in LOG_FORMATS:
             raise UsageError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(LOG_FORMATS)}")
@@ -149,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 tuple(exchanges), config.settings.log_level)
         return run_service(config, args.mode, exchanges, start_ms, end_ms, export=request, log_format=log_format)
     return run_service(config, args.mode, exchanges, start_ms, end_ms, repair=args.repair, report=args.report,
-                       log_format=log_format, config_path=config_path, selected=args.exchange)
+                       log_format=log_format, config_path=config_path, selected=args.exchange, shard=shard)
 
 
 def worker_context() -> Any:
@@ -169,35 +186,38 @@ def worker_context() -> Any:
 def run_service(config: AppConfig, mode: str, exchanges: list[str], start_ms: int | None,
                 end_ms: int | None, *, repair: bool = False, report: str | None = None,
                 export: ExportRequest | None = None, log_format: str | None = None,
-                config_path: str | None = None, selected: list[str] | None = None) -> int:
+                config_path: str | None = None, selected: list[str] | None = None,
+                shard: Shard | None = None) -> int:
     settings = config.settings
+    plan = mode == "plan"
     log_queue: queue.Queue = queue.Queue()
     listener = start_log_listener(log_queue, service_name=settings.service_name,
                                   environment=settings.environment,
                                   loki=LokiConfig.from_env(os.environ),
                                   secrets=collect_secrets(config, os.environ), level=settings.log_level,
-                                  log_format=log_format)
+                                  log_format=log_format, stream=sys.stderr if plan else None)
     configure_supervisor_logging(log_queue, settings.log_level)
     health = None
     progress = HistoryProgressBar.on_terminal(sys.stdout, listener.stdout_handler) if mode == "history" else None
     try:
         log.info("starting %s mode for %s", mode, ", ".join(exchanges) or "every exchange in the store",
                  extra={"event": "config_loaded", "mode": mode, "exchanges": exchanges,
-                        "series": config.series_count(), "backend": config.storage.backend})
-        if not paths_usable(config):
+                        "series": config.series_count(), "backend": config.storage.backend,
+                        "shard": str(shard or ""), "shard_by": settings.shard_by})
+        if not plan and not paths_usable(config):
             return exit_codes.BOOT_FAILURE
         ctx = worker_context()
         if export is not None:
             code = run_export(ctx, export, log_queue)
             log.info("supervisor exiting with code %d", code, extra={"event": "supervisor_exit", "exit_code": code})
             return code
-        if not preflight(ctx, config, log_queue):
+        if not plan and not preflight(ctx, config, log_queue):
             return exit_codes.BOOT_FAILURE
         arbiter = Arbiter(config, mode=mode, exchanges=exchanges, ctx=ctx, log_queue=log_queue,
-                          start_ms=start_ms, end_ms=end_ms, repair=repair, selected=selected,
+                          start_ms=start_ms, end_ms=end_ms, repair=repair, selected=selected, shard=shard,
                           reload_config=(lambda: load_config(config_path)) if config_path else None,
                           on_tick=progress.tick if progress is not None else None)
-        if settings.health_port:
+        if settings.health_port and not plan:
             try:
                 health = HealthServer(settings.health_port, arbiter.health,
                                       metrics_for(arbiter, listener.stats).render,

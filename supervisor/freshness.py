@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from core.telemetry import DATASET_OHLCV
-from supervisor.telemetry import SeriesKey3
+from core import datasets
+from supervisor.telemetry import SeriesKey3, plan_keys
 from supervisor.workers import WorkerHandle
 
 
 def watched_series(worker: WorkerHandle) -> list[SeriesKey3]:
-    """The configured series and any other the worker reported (e.g. chosen at run time)."""
-    configured = [(s.symbol, tf, DATASET_OHLCV) for s in worker.spec.exchange.symbols for tf in s.timeframes]
-    return list(dict.fromkeys([*configured, *worker.telemetry.series]))
+    """The series the worker said it collects (universe and shard resolved), else the
+    configured ones, and any other it reported."""
+    if worker.series_plan is not None:
+        owned = plan_keys(worker.series_plan)
+    else:
+        owned = [(s.symbol, s.timeframe, s.dataset)
+                 for s in datasets.configured_series(worker.exchange_id, worker.spec.exchange)]
+    return list(dict.fromkeys([*owned, *worker.telemetry.series]))
 
 
 def series_freshness(worker: WorkerHandle, now: float, stale_after_s: float) -> list[dict[str, Any]]:

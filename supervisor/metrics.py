@@ -110,6 +110,10 @@ class CollectorMetrics:
                                            labels=labels), lambda w: w.last_success)
         yield per_worker(GaugeMetricFamily("tda_spool_rows", "LIVE rows waiting on disk for the store",
                                            labels=labels), lambda w: w.telemetry.spool_rows)
+        yield per_worker(GaugeMetricFamily("tda_rate_budget_ratio",
+                                           "LIVE request time the series need per interval at the exchange's "
+                                           "pace, over the interval (above 1: they do not fit)",
+                                           labels=labels), lambda w: w.rate_budget_ratio)
         if self._stale_after_s is not None:
             stale_after_s = self._stale_after_s
             yield per_worker(GaugeMetricFamily(

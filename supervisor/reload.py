@@ -12,11 +12,13 @@ only; exchanges that appear start, exchanges that disappear stop, the rest keep 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from core.config import AppConfig
 
 # Settings read once by the supervisor itself; changing them needs a restart.
-RESTART_ONLY_SETTINGS = ("health_port", "service_name", "environment", "log_level", "state_dir")
+# shard_by decides which process owns what: every shard must change it together, by a restart.
+RESTART_ONLY_SETTINGS = ("health_port", "service_name", "environment", "log_level", "state_dir", "shard_by")
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,12 @@ class ReloadPlan:
 
 
 def plan_reload(running: AppConfig, new: AppConfig, running_exchanges: list[str],
-                selected: list[str] | None) -> ReloadPlan:
+                selected: list[str] | None, owns: Callable[[list[str]], list[str]] = list) -> ReloadPlan:
     """Compare ``new`` with ``running``.
 
     ``running_exchanges`` are the exchanges with a worker now; ``selected`` is the
-    ``--exchange`` restriction of the command line (None: every configured exchange).
+    ``--exchange`` restriction of the command line (None: every configured exchange);
+    ``owns`` keeps the exchanges this shard runs (split by exchange).
     """
     needs_restart = [f"settings.{key}" for key in RESTART_ONLY_SETTINGS
                      if getattr(new.settings, key) != getattr(running.settings, key)]
@@ -49,7 +52,7 @@ def plan_reload(running: AppConfig, new: AppConfig, running_exchanges: list[str]
     effective = new.model_copy(update={"settings": settings, "storage": running.storage})
     settings_changed = _diff_paths("settings", running.settings.model_dump(), settings.model_dump())
 
-    wanted = [e for e in effective.exchanges if selected is None or e in selected]
+    wanted = owns([e for e in effective.exchanges if selected is None or e in selected])
     added = [e for e in wanted if e not in running_exchanges]
     removed = [e for e in running_exchanges if e not in wanted]
     kept = [e for e in running_exchanges if e in wanted]

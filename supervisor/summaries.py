@@ -13,7 +13,7 @@ from typing import Iterable
 
 from core import datasets, exit_codes
 from core.protocol import GapKind, SeriesDone, SeriesStatus
-from core.series import SeriesKey
+from core.series import SeriesKey, series_key
 from core.timefmt import iso_utc
 from supervisor.workers import WorkerHandle
 
@@ -21,12 +21,22 @@ log = logging.getLogger(__name__)
 
 
 def configured_series(worker: WorkerHandle) -> list[SeriesKey]:
+    """The series the worker said it owns (universe and shard resolved), else the config's."""
+    plan = worker.series_plan
+    if plan is not None:
+        return [series_key(*s) for s in plan.series] + [series_key(*s) for s, _ in plan.skipped]
     return datasets.configured_series(worker.exchange_id, worker.spec.exchange)
 
 
 def summarize_audit(workers: Iterable[WorkerHandle]) -> int:
     dirty = 0
     for worker in workers:
+        if worker.series_plan is None and not worker.spec.exchange.symbols:
+            dirty += 1
+            log.error("%s: no series resolved (%s)", worker.exchange_id,
+                      worker.failure or f"exit code {worker.exit_code}",
+                      extra={"event": "audit_summary", "exchange": worker.exchange_id,
+                             "status": SeriesStatus.FAILED})
         for series in configured_series(worker):
             result = worker.audit_results.get(tuple(series))
             if result is None:
@@ -58,6 +68,12 @@ def summarize_audit(workers: Iterable[WorkerHandle]) -> int:
 def summarize_history(workers: Iterable[WorkerHandle], *, interrupted: bool) -> int:
     failed = covered = 0
     for worker in workers:
+        if worker.series_plan is None and not worker.spec.exchange.symbols:
+            failed += 1  # a universe-only exchange that never got as far as resolving it
+            log.error("%s: no series resolved (%s)", worker.exchange_id,
+                      worker.failure or f"exit code {worker.exit_code}",
+                      extra={"event": "history_summary", "exchange": worker.exchange_id,
+                             "status": SeriesStatus.FAILED})
         for series in configured_series(worker):
             result = worker.series_results.get(tuple(series))
             status, reason = _status_of(worker, result, interrupted)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.protocol import Heartbeat
-from core.telemetry import HistoryProgress, RequestStats, SeriesFreshness
+from core.protocol import Heartbeat, SeriesPlan
+from core.telemetry import DATASET_OHLCV, HistoryProgress, RequestStats, SeriesFreshness
 
 # (symbol, timeframe, dataset) -> (last success epoch s or None, newest stored closed bar ms or None)
 SeriesKey3 = tuple[str, str, str]
@@ -51,6 +51,12 @@ class WorkerTelemetry:
                                                      newest_closed if newest_closed is not None else old_newest)
         self.series = updated
 
+    def on_plan(self, plan: SeriesPlan) -> None:
+        """The worker's series changed (universe refresh, shard): forget the ones it dropped,
+        so that a symbol that left is neither served nor reported stale."""
+        owned = set(plan_keys(plan))
+        self.series = {key: state for key, state in self.series.items() if key in owned}
+
     def on_exit(self) -> None:
         """The worker process ended: its request counts become the base of the next run."""
         self._carried = self._carried.plus(self._this_run)
@@ -67,3 +73,8 @@ class WorkerTelemetry:
         if elapsed <= 0 or gained <= 0:
             return None
         return (self.history.bars_total - self.history.bars_done) * elapsed / gained
+
+
+def plan_keys(plan: SeriesPlan) -> list[SeriesKey3]:
+    """(symbol, timeframe, dataset) of each series a worker collects."""
+    return [(s[1], s[2], s[3] if len(s) > 3 else DATASET_OHLCV) for s in plan.series]

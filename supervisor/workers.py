@@ -11,7 +11,17 @@ from typing import Any
 import psutil
 
 from core.entrypoints import WORKER_MAIN, run_entrypoint
-from core.protocol import AuditDone, Envelope, Heartbeat, Mode, SeriesDone, SeriesId, WorkerSpec, WorkerState
+from core.protocol import (
+    AuditDone,
+    Envelope,
+    Heartbeat,
+    Mode,
+    SeriesDone,
+    SeriesId,
+    SeriesPlan,
+    WorkerSpec,
+    WorkerState,
+)
 from core.telemetry import SeriesFreshness
 from supervisor.channels import WorkerChannel
 from supervisor.restarts import RestartBackoff
@@ -41,6 +51,9 @@ class WorkerHandle:
     uss_bytes: int = 0
     recycle: bool = False               # stopped on purpose (memory), restart at once
     failure: str | None = None
+    # The series the worker resolved (universe, shard), as it last reported them.
+    series_plan: SeriesPlan | None = None
+    rate_budget_ratio: float | None = None
     # HISTORY: the last report per series, kept across restarts.
     series_results: dict[SeriesId, SeriesDone] = field(default_factory=dict)
     audit_results: dict[SeriesId, AuditDone] = field(default_factory=dict)
@@ -134,9 +147,13 @@ class WorkerHandle:
             self.rows_rejected = rejected + message.rows_rejected
             if message.last_success:
                 self.last_success = message.last_success
+            self.rate_budget_ratio = message.rate_budget_ratio
             self.telemetry.on_heartbeat(message, now)
         elif isinstance(message, SeriesFreshness):
             self.telemetry.on_freshness(message)
+        elif isinstance(message, SeriesPlan):
+            self.series_plan = message
+            self.telemetry.on_plan(message)
         elif isinstance(message, SeriesDone):
             self.series_results[message.series] = message
         elif isinstance(message, AuditDone):
@@ -160,5 +177,7 @@ class WorkerHandle:
             "last_success": self.last_success, "rows_written": self.rows_written,
             "rows_rejected": self.rows_rejected, "rss_bytes": self.rss_bytes,
             "uss_bytes": self.uss_bytes, "exit_code": self.exit_code, "failure": self.failure,
+            "rate_budget_ratio": self.rate_budget_ratio,
+            "series": len(self.series_plan.series) if self.series_plan is not None else None,
         }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from core.series import SeriesKey, series_key
+from core.shards import Shard, state_file_name
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,13 @@ class HistoryCheckpoint:
 
     @classmethod
     def for_range(cls, state_dir: str | Path, exchange_id: str, start_ms: int, end_ms: int,
-                  store_identity: str) -> "HistoryCheckpoint":
-        """One file per exchange, range and store: progress into one store says nothing of another."""
+                  store_identity: str, shard: Shard | None = None) -> "HistoryCheckpoint":
+        """One file per exchange, range and store: progress into one store says nothing of another.
+
+        A shard's file carries the shard (``history-binance-shard1of3-...``)."""
         store = hashlib.sha1(store_identity.encode()).hexdigest()[:10]
-        return cls(Path(state_dir) / f"history-{exchange_id}-{start_ms}-{end_ms}-{store}.json")
+        name = state_file_name("history", exchange_id, shard, f"-{start_ms}-{end_ms}-{store}.json")
+        return cls(Path(state_dir) / name)
 
     def load(self) -> dict[SeriesKey, Mark]:
         if self.path is None or not self.path.exists():

@@ -51,6 +51,10 @@ ARCHIVE_PAGES = {"okx": (1439, 100)}
 # ccxt decides on its own clock when it sends the request, a little later than we ask.
 ARCHIVE_MARGIN_BARS = 10
 
+# Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
+OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
+                   "kraken": ("public", "get", "OHLC")}
+
 
 def translate(exc: Exception) -> Exception:
     """Map a ccxt exception onto the worker's hierarchy (callers ``raise ... from exc``)."""
@@ -193,6 +197,43 @@ class ExchangeClient:
             section = section.get("linear" if market.get("linear") else "inverse") or {}
         limit = (section.get("fetchOHLCV") or {}).get("limit")
         return int(limit) if isinstance(limit, (int, float)) and limit > 0 else None
+
+    # -- the universe and the pace ---------------------------------------------------------
+
+    def markets(self) -> dict[str, dict[str, Any]]:
+        """ccxt's markets by unified symbol, as last loaded."""
+        return dict(self._exchange.markets or {})
+
+    async def reload_markets(self) -> None:
+        """Load the market list again: symbols get listed and delisted while LIVE runs."""
+        await self._call("load_markets", True)
+
+    async def fetch_tickers(self, market_type: str = "spot") -> dict[str, dict[str, Any]]:
+        """Every market's 24h ticker in one request (ranking by quote volume needs no more)."""
+        if not self._exchange.has.get("fetchTickers"):
+            raise ExchangeRejected(f"{self.exchange_id} offers no fetchTickers through ccxt")
+        params = {} if market_type == "spot" else {"type": market_type}
+        return await self._call("fetch_tickers", None, params) or {}
+
+    def seconds_per_ohlcv_request(self) -> float:
+        """How long ccxt's throttler spaces two OHLCV requests: ``rateLimit`` x the endpoint's cost.
+
+        Binance: 50 ms x 0.4 = 20 ms (3,000 klines a minute); OKX 110 ms x 0.5; Kraken
+        1,000 ms x 1.2. Unknown endpoints cost 1.
+        """
+        ex = self._exchange
+        rate_limit_ms = float(getattr(ex, "rateLimit", 0) or 0)
+        cost = 1.0
+        endpoint = OHLCV_ENDPOINTS.get(self.exchange_id)
+        if endpoint is not None:
+            try:
+                node: Any = ex.api
+                for part in endpoint:
+                    node = node[part]
+                cost = float(node.get("cost", 1) if isinstance(node, dict) else node)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                cost = 1.0
+        return rate_limit_ms * cost / 1000
 
     # -- requests --------------------------------------------------------------------------
 

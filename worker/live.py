@@ -21,9 +21,11 @@ from worker.backfill import SeriesOutcome
 from worker.candles import parse_candles
 from worker.datasets import dataset_for
 from worker.datasets.live_points import LivePointsPolicy
-from worker.errors import CollectorError, SinkUnavailable, TransientError
+from worker.errors import CollectorError, SinkUnavailable, TransientError, UnsupportedSeries
 from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live_universe import UniverseRefresh
 from worker.outage import OutageEpisode
+from worker.rate_budget import RateBudget, Rotation
 from worker.session import ExchangeSession, WorkerStats, series_extra
 from worker.spool import Spool
 
@@ -68,6 +70,10 @@ class LiveCollector:
         self._last_success: dict[SeriesKey, float] = {}
         self._newest_closed: dict[SeriesKey, int] = {}
         self._changed: set[SeriesKey] = set()
+        self.universe = UniverseRefresh(session, on_enter=self._entered, on_leave=self._left)
+        self._rotation = Rotation()
+        self._budget: RateBudget | None = None
+        self._rejected: dict[SeriesKey, CollectorError] = {}   # this cycle's refused series
 
     @property
     def stats(self) -> WorkerStats:
@@ -89,9 +95,17 @@ class LiveCollector:
 
     async def _cycle(self) -> None:
         started = time.monotonic()
-        series = self.session.series
+        if self.universe.due():
+            await self.universe.refresh()
+        budget = self._check_budget()
+        series = self._rotation.take(list(self.session.series), budget.per_cycle)
+        # A series polled every k cycles asks for k intervals' bars: none closes unseen.
+        covered_s = self.settings.update_interval_seconds * budget.cycles_per_round
         repaired = await self._repair(sorted(self._needs_repair)) if self._needs_repair else None
-        results = await asyncio.gather(*(self._fetch(s) for s in series))
+        results = await asyncio.gather(*(self._fetch(s, covered_s) for s in series))
+        if self._rejected:
+            rejected, self._rejected = self._rejected, {}
+            await self.universe.check_rejected(rejected)
         rows = [row for series_rows, _ in results for row in series_rows]
         written = await self._write_live((repaired.rows if repaired else []) + rows)
         if repaired:
@@ -111,24 +125,52 @@ class LiveCollector:
         self._report_freshness()
         failures = sum(1 for _, bars in results if bars is None)
         self.stats.cycles += 1
-        if written and failures < len(series):
+        if written and (failures < len(series) or not series):
             self.stats.last_success = self.session.clock()
         self.session.beat()
         log.info("cycle done: %d rows, %d series failed", len(rows), failures,
                  extra={"event": "live_cycle_complete", "rows": len(rows), "failed_series": failures,
                         "duration_ms": round((time.monotonic() - started) * 1000)})
 
-    async def _fetch(self, series: SeriesKey) -> tuple[list[Row], Any]:
+    def _check_budget(self) -> RateBudget:
+        """This cycle's budget; logged when the series stop fitting (or their number changes)."""
+        budget = RateBudget(len(self.session.series), self.session.client.seconds_per_ohlcv_request(),
+                            self.settings.update_interval_seconds)
+        if not budget.fits and (self._budget is None or self._budget.fits
+                                or self._budget.series != budget.series):
+            budget.log_exceeded(self.session.exchange_id)
+        self._budget = budget
+        self.stats.rate_budget_ratio = round(budget.ratio, 4)
+        return budget
+
+    def _entered(self, series: SeriesKey, backfill_from_ms: int | None) -> None:
+        if backfill_from_ms is not None:
+            self._mark_gap(series, backfill_from_ms)
+
+    def _left(self, series: SeriesKey) -> None:
+        self._needs_repair.pop(series, None)
+        self._policy.forget(series)
+        self._points_policy.forget(series)
+
+    async def _fetch(self, series: SeriesKey, covered_s: float | None = None) -> tuple[list[Row], Any]:
         if self.session.stopping:
             return [], None
         if series.dataset != OHLCV:
             return await self._fetch_points(series)
         client = self.session.client
-        limit = live_fetch_limit(series.timeframe, self.settings.update_interval_seconds)
+        limit = live_fetch_limit(series.timeframe, covered_s or self.settings.update_interval_seconds)
+        max_limit = client.max_ohlcv_limit(series.symbol)
+        if max_limit:
+            limit = min(limit, max_limit)
         try:
             now_ms = await client.exchange_now_ms()
             raw = await client.fetch_ohlcv(series.symbol, series.timeframe, None, limit)
+        except UnsupportedSeries as exc:
+            self.universe.set_aside_delisted(series, exc)
+            return [], None
         except CollectorError as exc:
+            if not isinstance(exc, TransientError):
+                self._rejected[series] = exc
             self.stats.cycle_errors += 1
             self._mark_gap(series, self._policy.last_closed(series))
             log.error("fetch failed for %s: %s", series, exc,

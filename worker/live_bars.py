@@ -71,6 +71,10 @@ class LiveWritePolicy:
         if bars.previous is not None:
             self._closed_written[series] = bars.previous
 
+    def forget(self, series: SeriesKey) -> None:
+        """The series left the universe; if it comes back, it starts afresh."""
+        self._closed_written.pop(series, None)
+
     def last_closed(self, series: SeriesKey) -> int | None:
         """Open time of the newest closed bar stored for ``series`` by this process, if any."""
         candle = self._closed_written.get(series)

@@ -23,6 +23,7 @@ from core import exit_codes
 from core.logsetup import configure_worker_logging
 from core.protocol import Envelope, Message, Mode, WorkerSpec
 from core.series import series_key
+from core.shards import state_file_name
 from worker.audit import AuditRun
 from worker.checkpoint import HistoryCheckpoint
 from worker.errors import CollectorError, ExchangeSetupError
@@ -71,12 +72,15 @@ def worker_main(spec: WorkerSpec, channel: Any) -> None:
     def report(message: Message) -> None:
         channel.put(Envelope(spec.exchange_id, os.getpid(), time.time(), message))
 
-    sink = make_sink(spec.storage, bulk=spec.mode in (Mode.HISTORY, Mode.AUDIT),
-                     logging_to=WriterLogging(channel, spec.exchange_id, spec.mode,
-                                              spec.settings.log_level))
-    state = Path(spec.settings.state_dir)
+    if spec.mode == Mode.PLAN:  # resolving the series needs the exchange, not the store
+        sink: Any = NoStore()
+    else:
+        sink = make_sink(spec.storage, bulk=spec.mode in (Mode.HISTORY, Mode.AUDIT),
+                         logging_to=WriterLogging(channel, spec.exchange_id, spec.mode,
+                                                  spec.settings.log_level))
     session = ExchangeSession(spec.exchange_id, spec.exchange, spec.settings, sink, report=report,
-                              dead_letters=DeadLetters(state / f"dead-letters-{spec.exchange_id}.jsonl"))
+                              dead_letters=DeadLetters(state_path(spec, "dead-letters", ".jsonl")),
+                              shard=spec.shard)
     loop = asyncio.new_event_loop()
     try:
         code = _run(session, spec, loop, stop)
@@ -93,6 +97,21 @@ def worker_main(spec: WorkerSpec, channel: Any) -> None:
     sys.exit(code)
 
 
+def state_path(spec: WorkerSpec, stem: str, suffix: str) -> Path:
+    """A state file of this worker; a shard's names carry the shard, so shards never share one."""
+    return Path(spec.settings.state_dir) / state_file_name(stem, spec.exchange_id, spec.shard, suffix)
+
+
+class NoStore:
+    """The sink of a plan run, which writes nothing."""
+
+    def ensure(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
          stop: threading.Event) -> int:
     watcher = threading.Thread(target=_forward_stop, args=(stop, session, loop), daemon=True)
@@ -103,7 +122,13 @@ def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEvent
         if stop.is_set():
             return exit_codes.OK if spec.mode == Mode.LIVE else exit_codes.INTERRUPTED
         return _start_failure_code(spec, exc)
-    if not session.series:
+    if not session.series and not session.skipped:
+        _log_idle(spec)
+        if spec.mode != Mode.LIVE:
+            return exit_codes.OK
+    if spec.mode == Mode.PLAN:
+        return exit_codes.OK  # the plan went out with open()
+    if not session.series and session.skipped:
         log.error("no configured series is offered by %s", spec.exchange_id,
                   extra={"event": "worker_bad_config"})
         return exit_codes.BAD_CONFIG
@@ -112,6 +137,16 @@ def _run(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEvent
     if spec.mode == Mode.AUDIT:
         return _run_audit(session, spec, loop)
     return _run_live(session, spec, loop, stop)
+
+
+def _log_idle(spec: WorkerSpec) -> None:
+    """Nothing to collect (an empty universe, or a shard owning no series here): not an error.
+
+    LIVE keeps running (and healthy): a universe refresh may bring symbols later.
+    """
+    why = (f"shard {spec.shard} owns no series of {spec.exchange_id}" if spec.shard is not None
+           else f"nothing to collect on {spec.exchange_id}")
+    log.warning("%s; idle", why, extra={"event": "shard_idle", "shard": str(spec.shard or "")})
 
 
 def _start_failure_code(spec: WorkerSpec, exc: CollectorError) -> int:
@@ -134,7 +169,7 @@ def _forward_stop(stop: threading.Event, session: ExchangeSession, loop: asyncio
 
 def _run_live(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.AbstractEventLoop,
               stop: threading.Event) -> int:
-    spool = Spool(Path(spec.settings.state_dir) / f"spool-{spec.exchange_id}.jsonl", spec.settings.spool_max_rows)
+    spool = Spool(state_path(spec, "spool", ".jsonl"), spec.settings.spool_max_rows)
     live = LiveCollector(session, spool)
     loop.run_until_complete(live.resume_from_store())
 
@@ -162,7 +197,8 @@ def _run_history(session: ExchangeSession, spec: WorkerSpec, loop: asyncio.Abstr
     assert spec.start_ms is not None and spec.end_ms is not None
     resume = {series_key(*key): ms for key, ms in spec.resume_from.items()}
     checkpoint = HistoryCheckpoint.for_range(spec.settings.state_dir, spec.exchange_id,
-                                             spec.start_ms, spec.end_ms, spec.storage.model_dump_json())
+                                             spec.start_ms, spec.end_ms, spec.storage.model_dump_json(),
+                                             shard=spec.shard)
     report = loop.run_until_complete(HistoryRun(session, checkpoint).run(spec.start_ms, spec.end_ms, resume))
     if stop.is_set() and not report.ok:
         return exit_codes.INTERRUPTED

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 from core.config import ExchangeConfig, Settings
 from core.datasets import configured_series
-from core.protocol import Heartbeat, Message
+from core.protocol import Heartbeat, Message, SeriesPlan
 from core.series import OhlcvRow, SeriesKey
+from core.shards import Shard
 from core.telemetry import HistoryProgress
 from worker.candles import ParsedBatch, log_rejections
 from worker.datasets import dataset_for
@@ -27,6 +28,7 @@ from worker.errors import SinkRejected
 from worker.exchange import ExchangeClient
 from worker.sinks.base import Sink
 from worker.spool import DeadLetters
+from worker.universe import select_symbols
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,11 @@ class WorkerStats:
     cycle_errors: int = 0
     last_success: float | None = None
     spool_rows: int = 0
+    rate_budget_ratio: float | None = None
 
     def heartbeat(self) -> Heartbeat:
-        return Heartbeat(self.rows_written, self.rows_rejected, self.last_success, spool_rows=self.spool_rows)
+        return Heartbeat(self.rows_written, self.rows_rejected, self.last_success, spool_rows=self.spool_rows,
+                         rate_budget_ratio=self.rate_budget_ratio)
 
 
 def series_extra(series: SeriesKey, event: str, **fields: Any) -> dict[str, Any]:
@@ -64,13 +68,19 @@ class ExchangeSession:
         report: Report | None = None,
         clock: Callable[[], float] = time.time,
         dead_letters: DeadLetters | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.exchange_id = exchange_id
+        self.exchange = exchange
         self.settings = settings
+        # Only a config split by series narrows the symbols; split by exchange, the
+        # supervisor already started only the exchanges this shard owns.
+        self.series_shard = shard if settings.shard_by == "series" else None
         self.sink = sink
         self.client = client or ExchangeClient(
             exchange_id, exchange.ccxt, max_concurrent_requests=settings.max_concurrent_requests)
-        self.configured = configured_series(exchange_id, exchange)
+        self.configured = configured_series(exchange_id, exchange, [], self.series_shard)
+        self.universe: list[str] = []   # the symbols the universe rule selected, by name
         self.series: list[SeriesKey] = []
         self.skipped: list[tuple[SeriesKey, str]] = []
         self.stats = WorkerStats()
@@ -87,18 +97,50 @@ class ExchangeSession:
         # Bars close on the exchange's clock. Reading it while connecting spares the first
         # cycle or backfill a round trip; it is read again every 10 minutes.
         await self.client.exchange_now_ms()
-        for series in self.configured:
-            reason = dataset_for(series).unsupported_reason(self.client, series)
-            if reason:
-                self.skipped.append((series, reason))
-                log.error("skipping %s: %s", series, reason,
-                          extra=series_extra(series, "series_skipped", reason=reason))
-            else:
-                self.series.append(series)
+        if self.exchange.universe is not None:
+            self.universe = await self.select_universe()
+        self.series, self.skipped = self.usable_series(log_skips=True)
+        self.report_plan()
         await asyncio.to_thread(self.sink.ensure)
         log.info("%s ready: %d series, %d skipped", self.exchange_id, len(self.series),
                  len(self.skipped), extra={"event": "worker_ready", "series": len(self.series),
                                             "skipped": len(self.skipped)})
+
+    async def select_universe(self) -> list[str]:
+        """The symbols the universe rule selects now: markets as loaded, one ticker request."""
+        rules = self.exchange.universe
+        assert rules is not None
+        # Without a rank or a floor the volumes decide nothing: spare the (heavy) request.
+        needs_volumes = rules.top is not None or rules.min_quote_volume > 0
+        tickers = await self.client.fetch_tickers(rules.type) if needs_volumes else {}
+        symbols = select_symbols(rules, self.client.markets(), tickers)
+        if symbols:
+            log.info("universe of %s: %d symbols", self.exchange_id, len(symbols),
+                     extra={"event": "universe_selected", "count": len(symbols), "symbols": symbols[:500]})
+        else:
+            log.warning("the universe of %s selects no symbol (quote %s, type %s)", self.exchange_id,
+                        ", ".join(rules.quote), rules.type,
+                        extra={"event": "universe_selected", "count": 0, "symbols": []})
+        return symbols
+
+    def usable_series(self, *, log_skips: bool) -> tuple[list[SeriesKey], list[tuple[SeriesKey, str]]]:
+        """The owned series (explicit + universe) that the exchange offers, and the others."""
+        self.configured = configured_series(self.exchange_id, self.exchange, self.universe, self.series_shard)
+        usable, skipped = [], []
+        for series in self.configured:
+            reason = dataset_for(series).unsupported_reason(self.client, series)
+            if reason:
+                skipped.append((series, reason))
+                if log_skips:
+                    log.error("skipping %s: %s", series, reason,
+                              extra=series_extra(series, "series_skipped", reason=reason))
+            else:
+                usable.append(series)
+        return usable, skipped
+
+    def report_plan(self) -> None:
+        self.report(SeriesPlan([tuple(s) for s in self.series],
+                               [(tuple(s), reason) for s, reason in self.skipped]))
 
     async def close(self) -> None:
         # Together: ccxt's close waits 250 ms for connections to shut down cleanly, and the

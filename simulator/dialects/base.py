@@ -111,6 +111,22 @@ class Dialect:
 
     def __init__(self) -> None:
         self.markets = {spec.native_id: spec for spec in markets_for(self.name)}
+        self.delisted: set[str] = set()              # native ids taken off the exchange
+        self.quote_volumes: dict[str, float] = {}    # native id -> 24h quote volume override
+
+    def listed(self) -> list[MarketSpec]:
+        """The markets the exchange lists now (markets listing, tickers)."""
+        return [spec for native_id, spec in self.markets.items() if native_id not in self.delisted]
+
+    def tickers(self, now_ms: int) -> list[tuple[MarketSpec, tuple[str, str, str]]]:
+        """(market, (last, 24h base volume, 24h quote volume)) for each listed market that traded."""
+        from ..tickers import ticker_numbers
+        found = []
+        for spec in self.listed():
+            numbers = ticker_numbers(spec, now_ms, self.quote_volumes.get(spec.native_id))
+            if numbers is not None:
+                found.append((spec, numbers))
+        return found
 
     def route(self, path: str) -> str | None:
         return self.routes.get(path)
@@ -131,7 +147,7 @@ class Dialect:
 
     def spec(self, native_id: str | None, code: str, message: str) -> MarketSpec:
         spec = self.markets.get(native_id or "")
-        if spec is None:
+        if spec is None or spec.native_id in self.delisted:
             raise BadRequest(code, message)
         return spec
 

@@ -23,12 +23,13 @@ class Binance(Dialect):
     name = "binance"
     routes = {"/api/v3/klines": "klines", "/api/v3/uiKlines": "uiKlines",
               "/api/v3/exchangeInfo": "exchangeInfo", "/api/v3/time": "time",
-              "/api/v3/ping": "ping"}
+              "/api/v3/ping": "ping", "/api/v3/ticker/24hr": "ticker/24hr"}
     candle_endpoints = frozenset({"klines", "uiKlines"})
     layout = RowLayout(5, 30_000)
     # Request weights of the real API; ccxt encodes them as cost = weight * 0.2
     # with rateLimit 50 ms ("klines": {"cost": 0.4} == weight 2).
-    weights = {"klines": 2, "uiKlines": 2, "exchangeInfo": 20, "time": 1, "ping": 1}
+    weights = {"klines": 2, "uiKlines": 2, "exchangeInfo": 20, "time": 1, "ping": 1,
+               "ticker/24hr": 80}   # 80 without a symbol: every market
     intervals = {tf: m for tf, m in (("1m", 1), ("3m", 3), ("5m", 5), ("15m", 15), ("30m", 30),
                                      ("1h", 60), ("2h", 120), ("4h", 240), ("6h", 360),
                                      ("8h", 480), ("12h", 720), ("1d", 1440))}
@@ -76,7 +77,7 @@ class Binance(Dialect):
 
     def get_exchangeInfo(self, req: Request) -> Reply:
         wanted = req.query.get("symbol")
-        symbols = [self._symbol_info(s) for s in self.markets.values()
+        symbols = [self._symbol_info(s) for s in self.listed()
                    if wanted is None or s.native_id == wanted]
         return Reply(body={
             "timezone": "UTC", "serverTime": req.now_ms,
@@ -110,6 +111,20 @@ class Binance(Dialect):
             "permissions": [], "permissionSets": [["SPOT"]],
             "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]}
+
+    def get_ticker_24hr(self, req: Request) -> Reply:
+        """GET /api/v3/ticker/24hr (no symbol): one FULL ticker per market (binance.parse_ticker
+        reads volume and quoteVolume)."""
+        rows = []
+        for spec, (last, base, quote) in self.tickers(req.now_ms):
+            rows.append({
+                "symbol": spec.native_id, "priceChange": "0", "priceChangePercent": "0",
+                "weightedAvgPrice": last, "prevClosePrice": last, "lastPrice": last, "lastQty": "0",
+                "bidPrice": last, "bidQty": "0", "askPrice": last, "askQty": "0", "openPrice": last,
+                "highPrice": last, "lowPrice": last, "volume": base, "quoteVolume": quote,
+                "openTime": req.now_ms - 86_400_000, "closeTime": req.now_ms, "firstId": 1,
+                "lastId": 1, "count": 1})
+        return Reply(body=rows)
 
     def get_uiKlines(self, req: Request) -> Reply:
         return self.get_klines(req)

@@ -35,7 +35,8 @@ class Kraken(Dialect):
 
     name = "kraken"
     routes = {"/0/public/OHLC": "OHLC", "/0/public/Time": "Time", "/0/public/Assets": "Assets",
-              "/0/public/AssetPairs": "AssetPairs", "/0/public/SystemStatus": "SystemStatus"}
+              "/0/public/AssetPairs": "AssetPairs", "/0/public/SystemStatus": "SystemStatus",
+              "/0/public/Ticker": "Ticker"}
     candle_endpoints = frozenset({"OHLC"})
     layout = RowLayout(6, 30)                  # [time(s), o, h, l, c, vwap, volume, count]
     intervals = frozenset({1, 5, 15, 30, 60, 240, 1440})
@@ -81,7 +82,7 @@ class Kraken(Dialect):
         wanted = set(filter(None, req.query.get("pair", "").split(",")))
         result = {}
         for pair_id, (alt, ws, base, quote, ordermin) in _KRAKEN_PAIRS.items():
-            if wanted and not wanted & {pair_id, alt}:
+            if (wanted and not wanted & {pair_id, alt}) or pair_id in self.delisted:
                 continue
             decimals = self.markets[pair_id].price_decimals
             result[pair_id] = {
@@ -94,6 +95,20 @@ class Kraken(Dialect):
                 "fee_volume_currency": "ZUSD", "margin_call": 80, "margin_stop": 40,
                 "ordermin": ordermin, "costmin": "0.5", "tick_size": fmt_units(1, decimals),
                 "status": "online"}
+        return self._ok(result)
+
+    def get_Ticker(self, req: Request) -> Reply:
+        """GET /0/public/Ticker: every pair without ``pair`` (kraken.parse_ticker: quote volume
+        = v[1] (24h base volume) x p[1] (24h vwap))."""
+        wanted = set(filter(None, req.query.get("pair", "").split(",")))
+        result = {}
+        for spec, (last, base, _) in self.tickers(req.now_ms):
+            if wanted and spec.native_id not in wanted:
+                continue
+            result[spec.native_id] = {
+                "a": [last, "1", "1.000"], "b": [last, "1", "1.000"], "c": [last, "0.1"],
+                "v": [base, base], "p": [last, last], "t": [1, 1], "l": [last, last],
+                "h": [last, last], "o": last}
         return self._ok(result)
 
     def get_OHLC(self, req: Request) -> Reply:

@@ -12,7 +12,7 @@ class Okx(Dialect):
     """OKX ``/api/v5`` (ccxt: okx.fetch_markets_by_type/fetch_time/fetch_ohlcv)."""
 
     name = "okx"
-    routes = {"/api/v5/market/candles": "market/candles",
+    routes = {"/api/v5/market/candles": "market/candles", "/api/v5/market/tickers": "market/tickers",
               "/api/v5/market/history-candles": "market/history-candles",
               "/api/v5/public/instruments": "public/instruments",
               "/api/v5/public/time": "public/time"}
@@ -58,7 +58,20 @@ class Okx(Dialect):
             raise BadRequest("50014", "Parameter instType can not be empty.")
         if inst_type != "SPOT":
             return self._ok([])          # ccxt_config limits fetchMarkets to spot
-        return self._ok([self._instrument(s) for s in self.markets.values()])
+        return self._ok([self._instrument(s) for s in self.listed()])
+
+    def get_market_tickers(self, req: Request) -> Reply:
+        """GET /api/v5/market/tickers?instType=SPOT (okx.parse_ticker: volCcy24h is the quote
+        volume of a spot market, vol24h the base volume)."""
+        if not req.query.get("instType"):
+            raise BadRequest("50014", "Parameter instType can not be empty.")
+        if req.query["instType"] != "SPOT":
+            return self._ok([])
+        return self._ok([{
+            "instType": "SPOT", "instId": spec.native_id, "last": last, "lastSz": "0", "askPx": last,
+            "askSz": "0", "bidPx": last, "bidSz": "0", "open24h": last, "high24h": last, "low24h": last,
+            "volCcy24h": quote, "vol24h": base, "ts": str(req.now_ms), "sodUtc0": last, "sodUtc8": last}
+            for spec, (last, base, quote) in self.tickers(req.now_ms)])
 
     @staticmethod
     def _instrument(spec: MarketSpec) -> dict:

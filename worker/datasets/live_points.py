@@ -33,6 +33,10 @@ class LivePointsPolicy:
             for ts in sorted(known)[:len(known) - REMEMBERED_PER_SERIES]:
                 del known[ts]
 
+    def forget(self, series: SeriesKey) -> None:
+        """The series left the universe; if it comes back, it starts afresh."""
+        self._written.pop(series, None)
+
     def newest(self, series: SeriesKey) -> int | None:
         known = self._written.get(series)
         return max(known) if known else None
