@@ -15,14 +15,14 @@ from typing import Any, Sequence
 
 from core.protocol import SeriesStatus
 from core.series import OHLCV, Candle, Row, SeriesKey, to_rows
-from core.telemetry import SeriesFreshness
-from core.timeframes import bar_start, next_bar_start
+from core.timeframes import bar_start
 from worker.backfill import SeriesOutcome
 from worker.candles import parse_candles
 from worker.datasets import dataset_for
 from worker.datasets.live_points import LivePointsPolicy
 from worker.errors import CollectorError, SinkUnavailable, TransientError, UnsupportedSeries
 from worker.live_bars import LiveWritePolicy, classify_live_bars, live_fetch_limit
+from worker.live_freshness import LiveFreshness
 from worker.live_universe import UniverseRefresh
 from worker.outage import OutageEpisode
 from worker.rate_budget import RateBudget, Rotation
@@ -65,11 +65,7 @@ class LiveCollector:
         # bar). Remembering the start matters: once LIVE writes newer bars again, the store's
         # newest bar lies past the gap.
         self._needs_repair: dict[SeriesKey, int | None] = {}
-        # For the supervisor's freshness and lag: when each series was last stored, and the
-        # open time of its newest stored closed bar; the series changed since the last report.
-        self._last_success: dict[SeriesKey, float] = {}
-        self._newest_closed: dict[SeriesKey, int] = {}
-        self._changed: set[SeriesKey] = set()
+        self.freshness = LiveFreshness()
         self.universe = UniverseRefresh(session, on_enter=self._entered, on_leave=self._left)
         self._rotation = Rotation()
         self._budget: RateBudget | None = None
@@ -117,10 +113,10 @@ class LiveCollector:
                     continue
                 if s.dataset == OHLCV:
                     self._policy.written(s, bars)
-                    self._stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
+                    self.freshness.stored(s, stored_at, bars.previous.timestamp if bars.previous else None)
                 else:
                     self._points_policy.written(s, bars)
-                    self._stored(s, stored_at, self._points_policy.newest(s) if s.timeframe else None)
+                    self.freshness.stored(s, stored_at, self._points_policy.newest(s) if s.timeframe else None)
         self.stats.spool_rows = len(self.spool)
         self._report_freshness()
         failures = sum(1 for _, bars in results if bars is None)
@@ -208,23 +204,10 @@ class LiveCollector:
         fresh = self._points_policy.select(series, found)
         return dataset.rows(series, fresh, int(self.session.clock() * 1000)), fresh
 
-    # -- freshness, for the supervisor's /metrics and /healthz ------------------------------
-
-    def _stored(self, series: SeriesKey, at: float | None, newest_closed_ms: int | None) -> None:
-        if at is not None:
-            self._last_success[series] = at
-        if newest_closed_ms is not None and newest_closed_ms > self._newest_closed.get(series, -1):
-            self._newest_closed[series] = newest_closed_ms
-        self._changed.add(series)
-
     def _report_freshness(self) -> None:
-        """One message per cycle, with the series whose state changed."""
-        if not self._changed:
-            return
-        entries = [(s.symbol, s.timeframe, s.dataset, self._last_success.get(s), self._newest_closed.get(s))
-                   for s in self._changed]
-        self._changed = set()
-        self.session.report(SeriesFreshness(entries))
+        report = self.freshness.take_report()
+        if report is not None:
+            self.session.report(report)
 
     # -- writing: spool first, then this cycle's rows ---------------------------------------
 
@@ -290,7 +273,7 @@ class LiveCollector:
         starts = {s: self._needs_repair.get(s) or watermarks.get(s) for s in series}
         now_ms = int(self.session.clock() * 1000)
         for s, last_ms in watermarks.items():
-            self._stored(s, None, _newest_closed(s, last_ms, now_ms))
+            self.freshness.found_in_store(s, last_ms, now_ms)
         floor = now_ms - int(self.settings.max_gap_repair_hours * 3_600_000)
         repaired = RepairRows(now_ms)
         outcomes = await asyncio.gather(*(
@@ -330,13 +313,3 @@ class LiveCollector:
                                     status=outcome.status))
         return outcome
 
-
-def _newest_closed(series: SeriesKey, last_ms: int, now_ms: int) -> int | None:
-    """The newest closed period the store holds, given its newest row: a candle may have been
-    stored while open (then the one before is the newest closed); funding and open-interest
-    rows are facts once published; funding has no grid to lag behind (None)."""
-    if series.dataset != OHLCV:
-        return last_ms if series.timeframe else None
-    if next_bar_start(last_ms, series.timeframe) <= now_ms:
-        return last_ms
-    return bar_start(last_ms - 1, series.timeframe)
