@@ -32,7 +32,7 @@ class LokiSink:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/loki/api/v1/push"
 
-    def start(self) -> "LokiSink":
+    def start(self) -> LokiSink:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         server.pushes = 0  # type: ignore[attr-defined]
         server.daemon_threads = True

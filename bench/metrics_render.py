@@ -39,7 +39,8 @@ def handles(series: int) -> list[WorkerHandle]:
     for exchange in EXCHANGES:
         pairs = [(s, tf) for s in symbols for tf in TIMEFRAMES][:per_exchange]
         config = AppConfig.model_validate({"exchanges": {exchange: [
-            {"symbol": s, "timeframes": [tf for x, tf in pairs if x == s]} for s in dict.fromkeys(x for x, _ in pairs)]}})
+            {"symbol": s, "timeframes": [tf for x, tf in pairs if x == s]}
+            for s in dict.fromkeys(x for x, _ in pairs)]}})
         worker = WorkerHandle(WorkerSpec(exchange, config.exchanges[exchange], config.settings, config.storage,
                                          Mode.LIVE))
         worker.on_message(Envelope(exchange, None, now, Heartbeat(  # type: ignore[arg-type]

@@ -347,7 +347,8 @@ class Bench:
         cycle = run.cycle_s[0]
         per_request = cycle / (200 * self.klines_s)
         line(f"N=200, cycle that samples the clock (the first, then every 600 s): {cycle:.2f} s "
-             f"= {per_request:.2f} x (N x {self.klines_s * 1000:.0f} ms); time requests {counters.get('endpoint:time', 0)}, "
+             f"= {per_request:.2f} x (N x {self.klines_s * 1000:.0f} ms); "
+             f"time requests {counters.get('endpoint:time', 0)}, "
              f"klines {counters.get('endpoint:klines', 0)}")
         self.figures.append(Figure(
             "LIVE cycle, 200 series, cycle that samples the clock (1st, then every 600 s)",
@@ -390,7 +391,8 @@ class Bench:
         fetch = pipeline.request_path_ms(self.sim, self.start_ms)
         counted = sum(v for k, v in stages.items() if not k.startswith("  "))
         total = cpu_s / run.pages * 1000
-        parse = next(v for k, v in stages.items() if k.startswith("ccxt parse_ohlcvs")) + next(v for k, v in stages.items() if k.startswith("JSON"))
+        parse = (next(v for k, v in stages.items() if k.startswith("ccxt parse_ohlcvs"))
+                 + next(v for k, v in stages.items() if k.startswith("JSON")))
         for name, value in stages.items():
             line(f"  {name:48s} {value:6.1f} ms")
         line(f"  {'ccxt async fetch_ohlcv alone (HTTP+JSON+parse)':48s} {fetch:6.1f} ms "
@@ -513,7 +515,8 @@ class Bench:
         self.sim.reset(latency=0.02)
         result = soak.run_soak(self.sim, self.workdir / "soak", minutes=self.soak_minutes, seed=self.soak_seed)
         kinds = sorted({kind for _, kind, _ in result.faults})
-        line(f"{len(result.faults)} faults ({', '.join(f'{k} x{sum(1 for f in result.faults if f[1] == k)}' for k in kinds)})")
+        counts = ", ".join(f"{k} x{sum(1 for f in result.faults if f[1] == k)}" for k in kinds)
+        line(f"{len(result.faults)} faults ({counts})")
         line(f"events: {result.events}")
         line(f"supervisor exit {result.supervisor_exit}; AUDIT {result.audit_range[0]}..{result.audit_range[1]} "
              f"exit {result.audit_exit}, {result.repairable} repairable bars; {result.rows} rows, "
@@ -548,7 +551,7 @@ METRICS_SERIES = 3000
 METRICS_RENDER_TARGET_MS = 250          # a scrape every 15 s: under 2% of one core
 
 
-def _metrics_scenario(bench: "Bench") -> None:
+def _metrics_scenario(bench: Bench) -> None:
     """/metrics rendered from 3,000 series' reports, and one worker's per-cycle report pickled."""
     section(f"/metrics with {METRICS_SERIES:,} series")
     figures = metrics_render.measure(METRICS_SERIES)

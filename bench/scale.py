@@ -92,7 +92,7 @@ def live_scale(sim: SimProcess, workdir: Path, n: int, cycles: int, latency_s: f
     return run
 
 
-def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: "HistoryCpu") -> list[Figure]:
+def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: HistoryCpu) -> list[Figure]:
     """Every scale figure; the LIVE part on a simulator of its own (600 extra symbols)."""
     figures: list[Figure] = []
     section(f"Scale: LIVE, one Binance worker through the CLI, {INTERVAL_S} s interval, latency "

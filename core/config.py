@@ -231,7 +231,7 @@ class ExchangeConfig(_Strict):
     universe: UniverseConfig | None = None
 
     @model_validator(mode="after")
-    def _something_to_collect(self) -> "ExchangeConfig":
+    def _something_to_collect(self) -> ExchangeConfig:
         if not self.symbols and self.universe is None:
             raise ValueError("needs symbols (at least 1), a universe, or both")
         return self

@@ -13,7 +13,7 @@ import logging
 import logging.handlers
 import re
 from collections.abc import Iterable
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 NOISY_LOGGERS = ("urllib3", "google", "ccxt")
 # Set by the worker filter so the Loki label can tell worker records from supervisor
@@ -47,7 +47,7 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in RECORD_ATTRS and not k.startswith("_")}
 
 
-def exception_text(record: logging.LogRecord) -> Optional[str]:
+def exception_text(record: logging.LogRecord) -> str | None:
     if record.exc_text:
         return record.exc_text
     if record.exc_info and record.exc_info[0] is not None:
@@ -61,7 +61,7 @@ class Redactor:
     MIN_LENGTH = 4  # shorter "secrets" would shred ordinary text
     URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s/@:\"'\\]*:[^\s/@\"'\\]+@")
 
-    def __init__(self, secrets: Iterable[Optional[str]] = ()) -> None:
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         forms: set[str] = set()
         for secret in secrets:
             if not secret or len(str(secret)) < self.MIN_LENGTH:

@@ -31,7 +31,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         match = _SHARD.match(text or "")
         if not match:
             raise ShardError(f"{text!r} is not of the form I/N (0-based), e.g. 0/3")

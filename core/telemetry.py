@@ -33,7 +33,7 @@ class RequestStats:
     latency_counts: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
     latency_sum: float = 0.0
 
-    def plus(self, other: "RequestStats") -> "RequestStats":
+    def plus(self, other: RequestStats) -> RequestStats:
         """Totals of two runs of one worker."""
         def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
             return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}

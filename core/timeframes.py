@@ -9,7 +9,7 @@ epoch-aligned 7-day grid would be wrong), monthly and yearly bars on calendar bo
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 _TIMEFRAME = re.compile(r"^([1-9][0-9]*)([smhdwMy])$")
@@ -38,13 +38,13 @@ def timeframe_ms(timeframe: str) -> int:
 
 
 def _month_index(ts_ms: int) -> int:
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return dt.year * 12 + dt.month - 1
 
 
 def _month_start_ms(index: int) -> int:
     year, month = divmod(index, 12)
-    return int(datetime(year, month + 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(year, month + 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def bar_start(ts_ms: int, timeframe: str) -> int:

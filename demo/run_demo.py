@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         config = write_config(data_dir / "config.yaml", sim.base_url, data_dir, interval=args.interval)
         print(f"exchange simulator on {sim.base_url} (binance, okx, kraken); config {config}", flush=True)
         if args.history_hours:
-            end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+            end = datetime.now(UTC).replace(second=0, microsecond=0)
             start = end - timedelta(hours=args.history_hours)
             fmt = "%Y-%m-%dT%H:%M:%S"
             code = run_collector(config, ["--mode", "history", "--start", start.strftime(fmt),

@@ -45,7 +45,7 @@ class Arbiter:
         repair: bool = False,
         shard: Shard | None = None,
         clock: Callable[[], float] = time.time,
-        on_tick: Callable[["Arbiter"], None] | None = None,
+        on_tick: Callable[[Arbiter], None] | None = None,
         reload_config: Callable[[], AppConfig] | None = None,
         selected: list[str] | None = None,
     ) -> None:

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import queue
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Mapping, Sequence
 
 from core import exit_codes
@@ -77,7 +77,7 @@ def parse_instant(text: str, flag: str) -> int:
     except ValueError:
         raise UsageError(f"{flag}: {text!r} is not an ISO-8601 datetime, e.g. 2023-01-01T00:00:00") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(config_path)
         exchanges = (list(dict.fromkeys(args.exchange or [])) if args.mode == "export"
                      else select_exchanges(config, args.exchange))
-        start_ms, end_ms = history_range(args, int(datetime.now(timezone.utc).timestamp() * 1000))
+        start_ms, end_ms = history_range(args, int(datetime.now(UTC).timestamp() * 1000))
         shard = parse_shard(args.shard, os.environ)
         log_format = os.environ.get("LOG_FORMAT", "").strip().lower() or None
         if log_format is not None and log_format not in LOG_FORMATS:

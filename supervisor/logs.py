@@ -13,7 +13,7 @@ import logging
 import logging.handlers
 import sys
 from collections.abc import Iterable
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 from core.logsetup import (
     ORIGIN_ATTR,
@@ -57,7 +57,7 @@ def _jsonable(value: Any) -> Any:
 class JsonFormatter(logging.Formatter):
     """One JSON object per record; redaction runs on the final serialised line."""
 
-    def __init__(self, *, service_name: str, environment: str, redactor: Optional[Redactor] = None) -> None:
+    def __init__(self, *, service_name: str, environment: str, redactor: Redactor | None = None) -> None:
         super().__init__()
         self.service_name = service_name
         self.environment = environment
@@ -149,7 +149,7 @@ class LogListener:
     """Owns the QueueListener and its handlers; stop() drains, then flushes Loki (bounded)."""
 
     def __init__(self, listener: logging.handlers.QueueListener, stdout_handler: logging.Handler,
-                 loki_handler: Optional[LokiHandler]) -> None:
+                 loki_handler: LokiHandler | None) -> None:
         self.listener = listener
         self.stdout_handler = stdout_handler
         self.loki_handler = loki_handler
@@ -171,7 +171,7 @@ class LogListener:
         return self.loki_handler.stats()
 
 
-def stdout_format(requested: Optional[str], stream: TextIO) -> str:
+def stdout_format(requested: str | None, stream: TextIO) -> str:
     """``LOG_FORMAT`` when set, else console on a terminal and JSON lines anywhere else."""
     if requested:
         if requested not in LOG_FORMATS:
@@ -183,9 +183,9 @@ def stdout_format(requested: Optional[str], stream: TextIO) -> str:
         return "json"
 
 
-def start_log_listener(queue: Any, *, service_name: str, environment: str, loki: Optional[LokiConfig],
-                       secrets: Iterable[Optional[str]], stream: Optional[TextIO] = None,
-                       level: Level = "INFO", log_format: Optional[str] = None) -> LogListener:
+def start_log_listener(queue: Any, *, service_name: str, environment: str, loki: LokiConfig | None,
+                       secrets: Iterable[str | None], stream: TextIO | None = None,
+                       level: Level = "INFO", log_format: str | None = None) -> LogListener:
     """Start the supervisor's single consumer: `stream` (default stdout) and Loki.
 
     Loki always gets the JSON line; stdout gets it too unless `log_format` (or a terminal)

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -40,19 +39,19 @@ class LokiConfig:
     """Where and how to push; `url` is the full push endpoint."""
 
     url: str
-    username: Optional[str] = None
-    password: Optional[str] = field(default=None, repr=False)  # keep out of logs
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # keep out of logs
     batch_size: int = 500
     flush_interval: float = 1.0
     timeout: float = 5.0
     max_buffer: int = 10000
     # None: a batch Loki could not take for a passing reason (5xx, 429, network) is retried
     # until it lands or shutdown; only the bounded buffer overflowing drops records.
-    max_retries: Optional[int] = None
+    max_retries: int | None = None
     gzip: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Optional["LokiConfig"]:
+    def from_env(cls, environ: Mapping[str, str]) -> LokiConfig | None:
         """Build from LOKI_URL / LOKI_USERNAME / LOKI_PASSWORD; None when LOKI_URL is unset."""
         url = (environ.get("LOKI_URL") or "").strip()
         if not url:
@@ -65,7 +64,7 @@ class LokiConfig:
         return cls(url=url, username=username, password=password)
 
     @property
-    def auth(self) -> Optional[tuple[str, str]]:
+    def auth(self) -> tuple[str, str] | None:
         if self.username is None and self.password is None:
             return None
         return (self.username or "", self.password or "")
@@ -101,14 +100,14 @@ class LokiHandler(logging.Handler):
         self,
         config: LokiConfig,
         *,
-        labels: Optional[Mapping[str, str]] = None,
+        labels: Mapping[str, str] | None = None,
         record_labels: Callable[[logging.LogRecord], Mapping[str, str]] = level_label,
         level: int = logging.NOTSET,
         clock: Callable[[], float] = time.monotonic,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         close_timeout: float = 3.0,
-        session: Optional[requests.Session] = None,
+        session: requests.Session | None = None,
     ) -> None:
         super().__init__(level)
         self.config = config
@@ -126,8 +125,8 @@ class LokiHandler(logging.Handler):
         self._counters = {"sent": 0, "dropped": 0, "failed_batches": 0, "retries": 0}
         self._in_flight = 0
         self._closed = False
-        self._deadline: Optional[float] = None
-        self.last_error: Optional[str] = None
+        self._deadline: float | None = None
+        self.last_error: str | None = None
         self._wake = threading.Event()  # "ship now": batch full, flush or close
         self._closing = threading.Event()  # cuts normal backoff sleeps short
         self._abort = threading.Event()  # close() gave up: stop touching the network
@@ -161,7 +160,7 @@ class LokiHandler(logging.Handler):
         with self._lock:
             return {**self._counters, "pending": len(self._buffer) + self._in_flight}
 
-    def flush(self, timeout: Optional[float] = None) -> bool:
+    def flush(self, timeout: float | None = None) -> bool:
         """Ship everything buffered now; wait at most `timeout`. True when drained."""
         timeout = self._close_timeout if timeout is None else timeout
         if self._closed:  # close() already did the final, bounded flush
@@ -170,7 +169,7 @@ class LokiHandler(logging.Handler):
         with self._progress:
             return self._progress.wait_for(self._drained, timeout)
 
-    def close(self, timeout: Optional[float] = None) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Final flush bounded by `timeout`; what cannot be shipped by then is dropped."""
         timeout = self._close_timeout if timeout is None else timeout
         with self._lock:
@@ -253,7 +252,7 @@ class LokiHandler(logging.Handler):
             headers["Content-Encoding"] = "gzip"
         return body, headers
 
-    def _post(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[str, Optional[float]]:
+    def _post(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[str, float | None]:
         """One attempt -> ("ok" | "retry" | "reject", Retry-After seconds)."""
         try:
             resp = self._session.post(self.config.url, data=body, headers=headers, timeout=timeout)
@@ -267,14 +266,14 @@ class LokiHandler(logging.Handler):
             return "retry", retry_after_seconds(resp.headers.get("Retry-After"))
         return "reject", None
 
-    def _request_timeout(self) -> Optional[float]:
+    def _request_timeout(self) -> float | None:
         """Per-POST timeout; during shutdown capped by what is left of the deadline."""
         if self._deadline is None:
             return self.config.timeout
         remaining = self._deadline - self._clock()
         return min(self.config.timeout, remaining) if remaining > 0.01 else None
 
-    def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
         return min(self._backoff_base * 2 ** (attempt - 1), self._backoff_max)

@@ -60,7 +60,7 @@ class HistoryProgressBar:
             log_handler.addFilter(_DropProgressLines())
 
     @classmethod
-    def on_terminal(cls, stream: TextIO, log_handler: logging.StreamHandler | None) -> "HistoryProgressBar | None":
+    def on_terminal(cls, stream: TextIO, log_handler: logging.StreamHandler | None) -> HistoryProgressBar | None:
         """A bar when ``stream`` is a terminal, else None."""
         isatty = getattr(stream, "isatty", None)
         return cls(stream, log_handler) if isatty is not None and isatty() else None

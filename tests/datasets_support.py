@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.e2e_support import BQ_DATASET, BQ_PROJECT, bigquery_client
 
 FUNDING, OPEN_INTEREST = "market_data_funding_rates", "market_data_open_interest"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms(value: Any) -> int:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (value - _EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - _EPOCH)
+    return (value - _EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - _EPOCH)
 
 
 def sqlite_points(path: Path, table: str) -> dict[tuple, tuple]:

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -167,7 +167,7 @@ def floor_to(ms: int, step_ms: int) -> int:
 
 def iso_arg(ms: int) -> str:
     """A ``--start``/``--end`` value (naive ISO-8601, which the CLI reads as UTC)."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso_ms(text: str) -> int:
@@ -320,7 +320,7 @@ def truth_diff(stored: dict[int, Values], expected: dict[int, Values], *, limit:
     missing = sorted(set(expected) - set(stored))
     extra = sorted(set(stored) - set(expected))
     wrong = sorted(ts for ts in set(stored) & set(expected) if stored[ts] != expected[ts])
-    iso = lambda ts: datetime.fromtimestamp(ts / 1000, tz=timezone.utc).isoformat()  # noqa: E731
+    iso = lambda ts: datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat()  # noqa: E731
     diff = {}
     if missing:
         diff["missing"] = (len(missing), [iso(t) for t in missing[:limit]])

@@ -24,8 +24,8 @@ def universe_config(tmp_path: Path, sim: Any, bodies: dict[str, dict], *, settin
         "settings": {"update_interval_seconds": 1, "health_port": free_port(), "environment": "test",
                      "state_dir": str(tmp_path / "state"), **(settings or {})},
         "storage": storage or {"backend": "sqlite", "sqlite": {"path": str(tmp_path / "md.sqlite")}},
-        "exchanges": {ex: {"ccxt": {**sim.ccxt_config(ex), **FAST.get(ex, {}), **tag, **(ccxt or {}).get(ex, {})}, **body}
-                      for ex, body in bodies.items()},
+        "exchanges": {ex: {"ccxt": {**sim.ccxt_config(ex), **FAST.get(ex, {}), **tag, **(ccxt or {}).get(ex, {})},
+                           **body} for ex, body in bodies.items()},
     }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config, sort_keys=False))

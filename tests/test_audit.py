@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from core.protocol import GapKind
 from core.series import Candle
@@ -14,7 +14,7 @@ from worker.audit import classify_gaps
 
 
 def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_path) -> None:
-    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
     start = end - timedelta(hours=24)
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     quiet = quiet_minutes("binance", "BTC/USDT", start_ms, end_ms)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -25,7 +25,7 @@ PROJECT = "test-project"
 DATASET = "market_data"
 TABLE = "market_data_ohlcv"
 TABLE_ID = f"{PROJECT}.{DATASET}.{TABLE}"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SCHEMA = [
     bigquery.SchemaField("timestamp", "TIMESTAMP"),
     bigquery.SchemaField("exchange", "STRING"),
@@ -75,7 +75,7 @@ def table(client: bigquery.Client) -> bigquery.Table:
 
 
 def candle(minute: int, close: float = 1.0, exchange: str = "binance", symbol: str = "BTC/USDT",
-           ingested: str = "2024-01-02T00:00:00+00:00") -> Dict[str, Any]:
+           ingested: str = "2024-01-02T00:00:00+00:00") -> dict[str, Any]:
     ts = dt.datetime(2024, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=minute)
     return {"timestamp": ts.isoformat(), "exchange": exchange, "symbol": symbol, "timeframe": "1m",
             "open": 1.0, "high": 2.0, "low": 0.5, "close": close, "volume": 10.0,

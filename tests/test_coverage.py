@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.protocol import AuditDone, GapKind, GapReport
 from core.series import SeriesKey
@@ -11,7 +11,7 @@ from supervisor.coverage import CellState, bars_between, columns, coverage_grid
 from supervisor.coverage_page import COLOURS, render_page
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
-T0 = int(datetime(2024, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
+T0 = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def gap(start: int, bars: int, kind: GapKind, step: int = MIN) -> GapReport:

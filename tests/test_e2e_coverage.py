@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
 def test_the_coverage_page_renders_its_grid_in_a_browser(sim, tmp_path) -> None:
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     start = end - timedelta(hours=24)
     start_ms = int(start.timestamp() * 1000)
     config = write_config(tmp_path / "c.yaml", sim, {"binance": [

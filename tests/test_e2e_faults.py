@@ -182,7 +182,7 @@ def test_bigquery_503_for_a_minute_during_live_loses_no_bar(sim, tmp_path, colle
     fault_start = now_ms()
     fault = bigquery_fake.add_fault("http_503", op="insertAll", duration=60)
     for exchange in exchanges:
-        collector.wait_for(lambda: collector.events("sink_write_error", exchange=exchange), 40,
+        collector.wait_for(lambda exchange=exchange: collector.events("sink_write_error", exchange=exchange), 40,
                            f"{exchange} reporting the store down")
     poll(lambda: time.monotonic() >= fault.expires_at, 65, "the outage to end", every=1)
     fault_end = now_ms()
@@ -228,7 +228,7 @@ def test_bigquery_outage_at_the_default_retry_deadline_is_reported_not_killed_as
     fault_start = now_ms()
     outage = bigquery_fake.add_fault("http_503", op="insertAll", duration=75)
     for exchange in exchanges:
-        collector.wait_for(lambda: collector.events("sink_write_error", exchange=exchange), 80,
+        collector.wait_for(lambda exchange=exchange: collector.events("sink_write_error", exchange=exchange), 80,
                            f"{exchange} reporting the store down after the retry deadline")
     poll(lambda: time.monotonic() >= outage.expires_at, 80, "the outage to end", every=1)
     fault_end = now_ms()

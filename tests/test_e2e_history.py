@@ -238,8 +238,8 @@ def test_history_windowed_paging_fetches_what_a_short_page_left_out(sim, tmp_pat
     series = ("binance", "BTC/USDT", "1m")
     sim.add_fault("binance", "bad_duplicate", duration=600)
     start, end = past_range(6)
-    collector, _, _ = run_history(sim, tmp_path, collectors, {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]},
-                                  start, end, settings={"history_page_limit": 20})
+    body = {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]}
+    collector, _, _ = run_history(sim, tmp_path, collectors, body, start, end, settings={"history_page_limit": 20})
     reasons = [l.get("reason", "") for l in collector.events("candle_rejected")]
     assert reasons and all("duplicate" in r for r in reasons)
     summary = collector.events("history_summary")[0]

@@ -68,7 +68,8 @@ def fill(volume: Path, leave: int = 0) -> Path:
 
 
 def volume_config(tmp_path: Path, volume: Path, sim, exchanges, **settings) -> Path:
-    return e2e_config(tmp_path, sim, exchanges, storage={"backend": "sqlite", "sqlite": {"path": str(volume / "md.sqlite")}},
+    storage = {"backend": "sqlite", "sqlite": {"path": str(volume / "md.sqlite")}}
+    return e2e_config(tmp_path, sim, exchanges, storage=storage,
                       settings={"state_dir": str(volume / "state"), **settings})
 
 
@@ -97,7 +98,8 @@ def test_disk_full_in_live_is_one_episode_rows_wait_in_memory_and_nothing_is_los
 
     filler = fill(volume)
     for exchange in exchanges:
-        collector.wait_for(lambda: collector.events("disk_full", exchange=exchange), 30, f"{exchange}: disk_full")
+        collector.wait_for(lambda exchange=exchange: collector.events("disk_full", exchange=exchange), 30,
+                           f"{exchange}: disk_full")
     time.sleep(8)                                                   # many cycles on a full disk
     for exchange in exchanges:
         assert len(collector.events("disk_full", exchange=exchange)) == 1          # once per episode
@@ -111,7 +113,7 @@ def test_disk_full_in_live_is_one_episode_rows_wait_in_memory_and_nothing_is_los
 
     filler.unlink()
     for exchange in exchanges:
-        collector.wait_for(lambda: collector.events("store_recovered", exchange=exchange), 20,
+        collector.wait_for(lambda exchange=exchange: collector.events("store_recovered", exchange=exchange), 20,
                            f"{exchange}: store_recovered")
     recovered = collector.events("store_recovered")
     assert all(l["disk_full"] and l["rows"] > 0 for l in recovered), recovered
@@ -159,8 +161,9 @@ def test_unwritable_paths_at_boot_exit_3_with_one_line_naming_the_path(sim, tmp_
     assert code == 3
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
-    assert lines == [f"error: settings.state_dir {volume / 'state'}: cannot write in the directory: Read-only file system",
-                     f"error: storage.sqlite.path {volume / 'md.sqlite'}: cannot write in the directory: Read-only file system"]
+    reason = "cannot write in the directory: Read-only file system"
+    assert lines == [f"error: settings.state_dir {volume / 'state'}: {reason}",
+                     f"error: storage.sqlite.path {volume / 'md.sqlite'}: {reason}"]
     failed = collector.events("boot_failed")
     assert [l["path"] for l in failed] == [str(volume / "state"), str(volume / "md.sqlite")]
 

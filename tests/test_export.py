@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 import termios
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ duckdb = pytest.importorskip("duckdb", reason="duckdb (requirements-dev.txt) rea
 pads = pytest.importorskip("pyarrow.dataset", reason="pyarrow reads the exported files back")
 
 DAY = 86_400_000
-T0 = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+T0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
 START, END = T0 + DAY // 2, T0 + 2 * DAY                 # noon of day one to the end of day two
 SERIES = [("binance", "BTC/USDT", "1m", 60_000), ("binance", "ETH/USDT:USDT", "1h", 3_600_000),
           ("kraken", "BTC/USD", "15m", 900_000)]

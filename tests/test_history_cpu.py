@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.series import OhlcvRow
 from core.timefmt import iso_utc
@@ -12,7 +12,7 @@ from worker.sinks.sqlite import SqliteSink
 
 
 def reference_iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 

@@ -34,7 +34,7 @@ def test_backoff_resets_after_ten_healthy_minutes() -> None:
 class FakeProcess:
     """Stands in for multiprocessing.Process: the test decides when it exits and how."""
 
-    started: list["FakeProcess"] = []
+    started: list[FakeProcess] = []
     next_pid = 1000
 
     def __init__(self, target=None, name=None, args=(), daemon=None) -> None:

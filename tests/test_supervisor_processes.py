@@ -6,7 +6,7 @@ import os
 import signal
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -112,7 +112,7 @@ def test_entrypoint_passes_sigterm_to_python(sim, tmp_path, collectors) -> None:
 
 
 def history_window(minutes_ago: int, length_min: int) -> tuple[str, str]:
-    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=minutes_ago)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes_ago)
     start = end - timedelta(minutes=length_min)
     return start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")
 

@@ -32,7 +32,7 @@ class HistoryCheckpoint:
 
     @classmethod
     def for_range(cls, state_dir: str | Path, exchange_id: str, start_ms: int, end_ms: int,
-                  store_identity: str, shard: Shard | None = None) -> "HistoryCheckpoint":
+                  store_identity: str, shard: Shard | None = None) -> HistoryCheckpoint:
         """One file per exchange, range and store: progress into one store says nothing of another.
 
         A shard's file carries the shard (``history-binance-shard1of3-...``)."""

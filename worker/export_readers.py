@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -95,14 +95,14 @@ class BigQueryLatestReader:
         except Exception as exc:
             raise SinkUnavailable(f"BigQuery export query: {type(exc).__name__}: {exc}"[:600]) from exc
         return LatestRows(result.total_rows or 0, (tuple(row.values()) for row in result),
-                          lambda ts: ts.astimezone(timezone.utc).strftime("%Y-%m-%d"))
+                          lambda ts: ts.astimezone(UTC).strftime("%Y-%m-%d"))
 
     def close(self) -> None:
         self._client.close()
 
 
 def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def open_reader(storage: StorageConfig) -> SqliteLatestReader | BigQueryLatestReader:

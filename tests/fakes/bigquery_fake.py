@@ -68,7 +68,7 @@ import re
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Sequence
 
 from tests.fakes.bigquery_fake_http import Fault, QueryRecord, RequestRecord, RestApi, Wire, make_server
 from tests.fakes.bigquery_fake_store import Store
@@ -84,19 +84,19 @@ class BigQueryFake:
         self.project = project
         self.store = Store()
         self._port = port
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._release = threading.Condition(self._lock)
         self._release_generation = 0
-        self._faults: List[Fault] = []
-        self._request_log: List[RequestRecord] = []
-        self._query_log: List[QueryRecord] = []
+        self._faults: list[Fault] = []
+        self._request_log: list[RequestRecord] = []
+        self._query_log: list[QueryRecord] = []
         self._api = RestApi(self.store, self._take_fault, self._log_query)
 
     # -- lifecycle --------------------------------------------------------------
 
-    def start(self) -> "BigQueryFake":
+    def start(self) -> BigQueryFake:
         self._server = make_server(Wire(self._api, self._take_fault, self._log_request, self._hold),
                                    self._port)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -111,7 +111,7 @@ class BigQueryFake:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "BigQueryFake":
+    def __enter__(self) -> BigQueryFake:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -125,11 +125,11 @@ class BigQueryFake:
 
     # -- faults -----------------------------------------------------------------
 
-    def add_fault(self, kind: str, op: str = "any", count: Optional[int] = None,
-                  duration: Optional[float] = None, table: Optional[str] = None,
+    def add_fault(self, kind: str, op: str = "any", count: int | None = None,
+                  duration: float | None = None, table: str | None = None,
                   rows: Sequence[int] = (),
-                  predicate: Optional[Callable[[Mapping[str, Any]], bool]] = None,
-                  message: Optional[str] = None, reason: Optional[str] = None,
+                  predicate: Callable[[Mapping[str, Any]], bool] | None = None,
+                  message: str | None = None, reason: str | None = None,
                   hold: float = 30.0, after_processing: bool = False) -> Fault:
         if not (kind in ("timeout", "reset", "row_errors") or re.fullmatch(r"http_\d{3}", kind)):
             raise ValueError(f"unknown fault kind {kind!r}")
@@ -149,7 +149,7 @@ class BigQueryFake:
         self._release_held()
 
     @property
-    def faults(self) -> List[Fault]:
+    def faults(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
 
@@ -158,7 +158,7 @@ class BigQueryFake:
             self._release_generation += 1
             self._release.notify_all()
 
-    def _take_fault(self, op: str, table: Optional[str], row_faults: bool) -> List[Fault]:
+    def _take_fault(self, op: str, table: str | None, row_faults: bool) -> list[Fault]:
         """Consume matching faults: the first request fault, or all row faults."""
         now = time.monotonic()
         with self._lock:
@@ -178,52 +178,52 @@ class BigQueryFake:
 
     # -- inspection ---------------------------------------------------------------
 
-    def rows(self, dataset: str, table: str, project: Optional[str] = None) -> List[Dict[str, Any]]:
+    def rows(self, dataset: str, table: str, project: str | None = None) -> list[dict[str, Any]]:
         return self.store.decoded_rows(project or self.project, dataset, table)
 
-    def insert_ids(self, dataset: str, table: str, project: Optional[str] = None) -> List[Optional[str]]:
+    def insert_ids(self, dataset: str, table: str, project: str | None = None) -> list[str | None]:
         with self.store.lock:
             log = self.store.received.get((project or self.project, dataset, table), [])
             return [r.insert_id for r in log if r.stored]
 
     def received_rows(self, dataset: str, table: str,
-                      project: Optional[str] = None) -> List[Tuple[Optional[str], Dict[str, Any]]]:
+                      project: str | None = None) -> list[tuple[str | None, dict[str, Any]]]:
         with self.store.lock:
             log = self.store.received.get((project or self.project, dataset, table), [])
             return [(r.insert_id, r.row) for r in log]
 
-    def table_resource(self, dataset: str, table: str, project: Optional[str] = None) -> Dict[str, Any]:
+    def table_resource(self, dataset: str, table: str, project: str | None = None) -> dict[str, Any]:
         return self.store.get_table(project or self.project, dataset, table)
 
-    def job_resource(self, job_id: str, project: Optional[str] = None) -> Dict[str, Any]:
+    def job_resource(self, job_id: str, project: str | None = None) -> dict[str, Any]:
         return json.loads(json.dumps(self.store.get_job(project or self.project, job_id).resource))
 
     @property
-    def requests(self) -> List[Tuple[str, str]]:
+    def requests(self) -> list[tuple[str, str]]:
         with self._lock:
             return [(r.method, r.path) for r in self._request_log]
 
     @property
-    def request_log(self) -> List[RequestRecord]:
+    def request_log(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._request_log)
 
     @property
-    def query_log(self) -> List[QueryRecord]:
+    def query_log(self) -> list[QueryRecord]:
         with self._lock:
             return list(self._query_log)
 
     # -- seeding ------------------------------------------------------------------
 
-    def create_dataset(self, dataset: str, project: Optional[str] = None) -> Dict[str, Any]:
+    def create_dataset(self, dataset: str, project: str | None = None) -> dict[str, Any]:
         return self.store.insert_dataset(project or self.project,
                                          {"datasetReference": {"datasetId": dataset}})
 
     def create_table(self, dataset: str, table: str, schema: Sequence[Mapping[str, Any]] = (),
-                     time_partitioning_field: Optional[str] = None,
-                     clustering: Sequence[str] = (), view_query: Optional[str] = None,
-                     project: Optional[str] = None) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"tableReference": {"tableId": table}}
+                     time_partitioning_field: str | None = None,
+                     clustering: Sequence[str] = (), view_query: str | None = None,
+                     project: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"tableReference": {"tableId": table}}
         if view_query:
             body["view"] = {"query": view_query, "useLegacySql": False}
         else:
@@ -235,7 +235,7 @@ class BigQueryFake:
         return self.store.insert_table(project or self.project, dataset, body)
 
     def seed_rows(self, dataset: str, table: str, rows: Sequence[Mapping[str, Any]],
-                  project: Optional[str] = None) -> None:
+                  project: str | None = None) -> None:
         """Insert rows as insertAll would (no insertIds); raises ValueError if invalid."""
         body = {"rows": [{"json": dict(r)} for r in rows]}
         response = self.store.insert_all(project or self.project, dataset, table, body,
@@ -254,7 +254,7 @@ class BigQueryFake:
             self._query_log.append(record)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the BigQuery REST fake on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=9050)
     parser.add_argument("--project", default="test-project")

@@ -14,11 +14,18 @@ import re
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Sequence
 
 from tests.fakes import bigquery_fake_values as values
-from tests.fakes.bigquery_fake_sql import (UNIT_MICROS, Catalog, Token, Translator,
-                                           convert_parameters, invalid_query, tokenize)
+from tests.fakes.bigquery_fake_sql import (
+    UNIT_MICROS,
+    Catalog,
+    Token,
+    Translator,
+    convert_parameters,
+    invalid_query,
+    tokenize,
+)
 from tests.fakes.bigquery_fake_values import ApiError
 
 _NOT_ALIASES = frozenset({"END", "DESC", "ASC", "NULL", "TRUE", "FALSE", "DISTINCT", "ALL"})
@@ -30,11 +37,11 @@ _QUERY_TIME_LIMIT = 10.0
 
 @dataclasses.dataclass
 class QueryResult:
-    fields: List[Dict[str, Any]]
-    rows: List[Tuple[Any, ...]]
+    fields: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]
     statement_type: str
     translated: str
-    dml_affected_rows: Optional[int] = None
+    dml_affected_rows: int | None = None
 
 
 # --------------------------------------------------------------------------
@@ -58,7 +65,7 @@ _BOOL_OPS = frozenset({"=", "<", ">", "<=", ">=", "!=", "<>"})
 _BOOL_WORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "LIKE", "BETWEEN", "EXISTS"})
 
 
-def _depths(toks: Sequence[Token]) -> List[int]:
+def _depths(toks: Sequence[Token]) -> list[int]:
     depth, out = 0, []
     for tok in toks:
         if tok.text == ")":
@@ -69,8 +76,8 @@ def _depths(toks: Sequence[Token]) -> List[int]:
     return out
 
 
-def _split_top(toks: Sequence[Token], sep: str) -> List[List[Token]]:
-    parts: List[List[Token]] = [[]]
+def _split_top(toks: Sequence[Token], sep: str) -> list[list[Token]]:
+    parts: list[list[Token]] = [[]]
     for tok, depth in zip(toks, _depths(toks)):
         if depth == 0 and tok.text == sep:
             parts.append([])
@@ -81,8 +88,8 @@ def _split_top(toks: Sequence[Token], sep: str) -> List[List[Token]]:
 
 @dataclasses.dataclass
 class SelectItem:
-    expr: List[Token]
-    alias: Optional[str]
+    expr: list[Token]
+    alias: str | None
 
     @property
     def is_star(self) -> bool:
@@ -91,7 +98,7 @@ class SelectItem:
             a.text == "*" and b.upper == "EXCEPT" for a, b in zip(top, top[1:])))
 
     @property
-    def column_name(self) -> Optional[str]:
+    def column_name(self) -> str | None:
         if self.alias:
             return self.alias
         if self.expr and all(t.kind in ("ident", "qident") or t.text == "." for t in self.expr):
@@ -102,11 +109,11 @@ class SelectItem:
         return None
 
 
-def _select_items(toks: Sequence[Token], depths: Sequence[int], at: int) -> List[SelectItem]:
+def _select_items(toks: Sequence[Token], depths: Sequence[int], at: int) -> list[SelectItem]:
     depth, j = depths[at], at + 1
     while j < len(toks) and toks[j].upper in ("DISTINCT", "ALL"):
         j += 1
-    body: List[Token] = []
+    body: list[Token] = []
     while j < len(toks) and depths[j] >= depth:
         if depths[j] == depth and toks[j].upper in ("FROM", "WHERE", "UNION", "ORDER", "LIMIT",
                                                      "GROUP", "HAVING", "WINDOW", "QUALIFY"):
@@ -136,15 +143,15 @@ class TypeInferer:
     BigQuery's typing rules, anything else falls back to the Python values.
     """
 
-    def __init__(self, toks: List[Token], relations: Sequence[Mapping[str, Any]],
-                 param_types: Mapping[Any, str], catalog: Optional[Catalog] = None) -> None:
+    def __init__(self, toks: list[Token], relations: Sequence[Mapping[str, Any]],
+                 param_types: Mapping[Any, str], catalog: Catalog | None = None) -> None:
         self.toks, self.depths = toks, _depths(toks)
         self.param_types = param_types
-        self.columns: Dict[str, Mapping[str, Any]] = {}
+        self.columns: dict[str, Mapping[str, Any]] = {}
         for resource in relations:
             for field in resource.get("schema", {}).get("fields", []):
                 self.columns.setdefault(field["name"].lower(), field)
-        self.aliases: Dict[str, List[Token]] = {}
+        self.aliases: dict[str, list[Token]] = {}
         for k, tok in enumerate(toks):
             if tok.upper == "SELECT":
                 for item in _select_items(toks, self.depths, k):
@@ -152,11 +159,11 @@ class TypeInferer:
                         self.aliases.setdefault(item.alias.lower(), item.expr)
         self._resolving: set = set()
 
-    def top_items(self) -> List[SelectItem]:
+    def top_items(self) -> list[SelectItem]:
         k = next((k for k, t in enumerate(self.toks) if t.upper == "SELECT" and self.depths[k] == 0), None)
         return [] if k is None else _select_items(self.toks, self.depths, k)
 
-    def name_type(self, name: str) -> Optional[str]:
+    def name_type(self, name: str) -> str | None:
         lower = name.lower()
         if lower in self.aliases and lower not in self._resolving:
             self._resolving.add(lower)
@@ -169,7 +176,7 @@ class TypeInferer:
         field = self.columns.get(lower)
         return field.get("type") if field else None
 
-    def column_field(self, item: Optional["SelectItem"], name: str) -> Optional[Mapping[str, Any]]:
+    def column_field(self, item: SelectItem | None, name: str) -> Mapping[str, Any] | None:
         """The table field an output column passes through unchanged, if any.
 
         Needed so REPEATED and RECORD columns keep their mode and subfields.
@@ -183,7 +190,7 @@ class TypeInferer:
             return None
         return self.columns.get(name.lower())
 
-    def type_of(self, toks: Sequence[Token]) -> Optional[str]:
+    def type_of(self, toks: Sequence[Token]) -> str | None:
         toks = list(toks)
         while len(toks) >= 2 and toks[0].text == "(" and _matching(toks, 0) == len(toks) - 1:
             toks = toks[1:-1]
@@ -200,7 +207,7 @@ class TypeInferer:
             return self._arith_type(toks)
         return self._atom_type(toks)
 
-    def _case_type(self, toks: List[Token]) -> Optional[str]:
+    def _case_type(self, toks: list[Token]) -> str | None:
         depths = _depths(toks)
         start = next((k + 1 for k, t in enumerate(toks) if t.upper == "THEN" and depths[k] == 0), None)
         if start is None:
@@ -209,7 +216,7 @@ class TypeInferer:
                     and toks[k].upper in ("WHEN", "ELSE", "END")), len(toks))
         return self.type_of(toks[start:end])
 
-    def _arith_type(self, toks: List[Token]) -> Optional[str]:
+    def _arith_type(self, toks: list[Token]) -> str | None:
         if any(t.text == "/" for t, d in zip(toks, _depths(toks)) if d == 0):
             return "FLOAT"
         operands, current = [], []
@@ -228,7 +235,7 @@ class TypeInferer:
         return "INTEGER" if kinds and all(k == "INTEGER" for k in kinds) else next(
             (k for k in kinds if k), None)
 
-    def _atom_type(self, toks: List[Token]) -> Optional[str]:
+    def _atom_type(self, toks: list[Token]) -> str | None:
         first = toks[0]
         if len(toks) == 1:
             if first.kind == "param":
@@ -251,7 +258,7 @@ class TypeInferer:
             return self.name_type((last.value or last.text).split(".")[-1])
         return None
 
-    def _call_type(self, toks: List[Token]) -> Optional[str]:
+    def _call_type(self, toks: list[Token]) -> str | None:
         name = toks[0].upper
         close = _matching(toks, 1)
         args = _split_top(toks[2:close], ",")
@@ -305,12 +312,12 @@ def _type_from_values(rows: Sequence[Sequence[Any]], col: int) -> str:
     return "INTEGER"  # BigQuery types a bare NULL as INT64.
 
 
-def result_schema(inferer: TypeInferer, names: List[str],
-                  rows: Sequence[Sequence[Any]]) -> List[Dict[str, Any]]:
+def result_schema(inferer: TypeInferer, names: list[str],
+                  rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Name and type every output column like BigQuery (f0_ for anonymous ones)."""
     items = inferer.top_items()
     stars = [k for k, item in enumerate(items) if item.is_star]
-    by_position: List[Optional[SelectItem]] = [None] * len(names)
+    by_position: list[SelectItem | None] = [None] * len(names)
     if not stars and len(items) == len(names):
         by_position = list(items)
     elif len(stars) == 1:
@@ -331,7 +338,7 @@ def result_schema(inferer: TypeInferer, names: List[str],
             col_type = inferer.name_type(name)
         if col_type is None:
             col_type = _type_from_values(rows, col)
-        field: Dict[str, Any] = {"name": name, "type": col_type, "mode": "NULLABLE"}
+        field: dict[str, Any] = {"name": name, "type": col_type, "mode": "NULLABLE"}
         source = inferer.column_field(item, name)
         if source is not None and source.get("type") == col_type:
             field["mode"] = source.get("mode", "NULLABLE")
@@ -355,7 +362,7 @@ def statement_type(toks: Sequence[Token]) -> str:
     return first
 
 
-def _sqlite_error(exc: sqlite3.Error, translated: str, udf_error: Optional[str]) -> ApiError:
+def _sqlite_error(exc: sqlite3.Error, translated: str, udf_error: str | None) -> ApiError:
     message = str(exc)
     missing = re.match(r"no such table: (?:main\.)?(.+)", message)
     if missing:
@@ -386,7 +393,7 @@ class QueryEngine:
         self._register_functions()
 
     def run(self, sql: str, project: str, parameters: Sequence[Mapping[str, Any]] = (),
-            default_dataset: Optional[Mapping[str, Any]] = None) -> QueryResult:
+            default_dataset: Mapping[str, Any] | None = None) -> QueryResult:
         toks = tokenize(sql)
         while toks and toks[-1].text == ";":
             toks.pop()
@@ -407,12 +414,12 @@ class QueryEngine:
         inferer = TypeInferer(toks, self._typed_relations(translator), param_types)
         return QueryResult(result_schema(inferer, names, rows), rows, kind, translated)
 
-    def view_schema(self, query: str, project: str) -> List[Dict[str, Any]]:
+    def view_schema(self, query: str, project: str) -> list[dict[str, Any]]:
         """Schema a view exposes; also validates the view at creation time."""
         body = query.strip().rstrip(";")
         return self.run(f"SELECT * FROM (\n{body}\n) LIMIT 0", project).fields
 
-    def _typed_relations(self, translator: Translator) -> List[Dict[str, Any]]:
+    def _typed_relations(self, translator: Translator) -> list[dict[str, Any]]:
         out = []
         for resource in translator.relations:
             if resource.get("type") == "VIEW":
@@ -429,10 +436,10 @@ class QueryEngine:
                 if not isinstance(binds, dict) or tok.value not in binds:
                     raise invalid_query(f"Query parameter '{tok.value}' not found at [{tok.text}]")
 
-    def _probe(self, sql: str, binds: Any) -> List[str]:
+    def _probe(self, sql: str, binds: Any) -> list[str]:
         return self._execute(f"SELECT * FROM ({sql}) LIMIT 0", binds)[0]
 
-    def _execute(self, translated: str, binds: Any) -> Tuple[List[str], List[Tuple[Any, ...]], int]:
+    def _execute(self, translated: str, binds: Any) -> tuple[list[str], list[tuple[Any, ...]], int]:
         """Run one statement -> (column names, rows, rowcount) under a time limit.
 
         Rows are fetched inside the limit because SQLite does its work while
@@ -464,7 +471,7 @@ class QueryEngine:
                     raise
             return wrapper
 
-        functions: Dict[str, Tuple[int, Callable]] = {
+        functions: dict[str, tuple[int, Callable]] = {
             "bq_timestamp": (1, lambda v: int(v) if isinstance(v, (int, float))
                              else values.parse_timestamp(str(v))),
             "bq_ts_millis": (1, lambda v: int(v) * 1_000),

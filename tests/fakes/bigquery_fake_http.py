@@ -14,7 +14,7 @@ import threading
 import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.bigquery_fake_store import Job, Store, page_of_rows
@@ -25,8 +25,8 @@ _D = _P + r"/datasets/(?P<dataset>[^/]+)"
 _T = _D + r"/tables/(?P<table>[^/]+)"
 _UPLOAD = r"/upload/bigquery/v2/projects/(?P<project>[^/]+)/jobs"
 # (methods, path regex, RestApi method name, fault op)
-Route = Tuple[str, "re.Pattern[str]", str, str]
-_ROUTES: List[Route] = [
+Route = tuple[str, "re.Pattern[str]", str, str]
+_ROUTES: list[Route] = [
     (m, re.compile(p + r"/?$"), h, op) for m, p, h, op in [
         ("GET", _P + r"/datasets", "list_datasets", "datasets"),
         ("POST", _P + r"/datasets", "insert_dataset", "datasets"),
@@ -47,7 +47,7 @@ _ROUTES: List[Route] = [
         ("PUT", _UPLOAD, "upload_chunk", "load"),
     ]
 ]
-Reply = Tuple[int, Optional[Dict[str, Any]], Dict[str, str]]
+Reply = tuple[int, dict[str, Any] | None, dict[str, str]]
 # Reasons BigQuery pairs with these statuses; the client's retry predicate
 # looks at the reason (backendError/rateLimitExceeded/internalError retry).
 _FAULT_REASONS = {400: "invalid", 403: "rateLimitExceeded", 404: "notFound",
@@ -60,19 +60,19 @@ class Fault:
 
     kind: str
     op: str = "any"
-    count: Optional[int] = None
-    duration: Optional[float] = None
-    table: Optional[str] = None
+    count: int | None = None
+    duration: float | None = None
+    table: str | None = None
     rows: Sequence[int] = ()
-    predicate: Optional[Callable[[Mapping[str, Any]], bool]] = None
-    message: Optional[str] = None
-    reason: Optional[str] = None
+    predicate: Callable[[Mapping[str, Any]], bool] | None = None
+    message: str | None = None
+    reason: str | None = None
     hold: float = 30.0
     after_processing: bool = False
     hits: int = 0
-    expires_at: Optional[float] = None
+    expires_at: float | None = None
 
-    def matches(self, op: str, table: Optional[str], now: float) -> bool:
+    def matches(self, op: str, table: str | None, now: float) -> bool:
         if self.expires_at is not None and now >= self.expires_at:
             return False
         if self.count is not None and self.hits >= self.count:
@@ -81,7 +81,7 @@ class Fault:
             return False
         return self.table is None or self.table == table
 
-    def row_error(self, index: int, row: Mapping[str, Any]) -> Optional[str]:
+    def row_error(self, index: int, row: Mapping[str, Any]) -> str | None:
         if index in self.rows or (self.predicate is not None and self.predicate(row)):
             return self.message or "Row rejected by fault injection."
         return None
@@ -91,35 +91,35 @@ class Fault:
 class RequestRecord:
     method: str
     path: str
-    query: Dict[str, List[str]]
+    query: dict[str, list[str]]
     op: str
-    status: Optional[int] = None  # None: no response was sent (timeout/reset).
-    fault: Optional[str] = None
+    status: int | None = None  # None: no response was sent (timeout/reset).
+    fault: str | None = None
 
 
 @dataclasses.dataclass
 class QueryRecord:
     sql: str
-    parameters: Dict[str, Any]
+    parameters: dict[str, Any]
     job_id: str
     api: str  # "jobs.query" or "jobs.insert"
-    translated: Optional[str] = None
-    error: Optional[str] = None
+    translated: str | None = None
+    error: str | None = None
 
 
 @dataclasses.dataclass
 class _UploadSession:
     project: str
-    metadata: Dict[str, Any]
+    metadata: dict[str, Any]
     data: bytearray = dataclasses.field(default_factory=bytearray)
-    response: Optional[Dict[str, Any]] = None
+    response: dict[str, Any] | None = None
 
 
-def _bool_param(query: Mapping[str, List[str]], name: str) -> bool:
+def _bool_param(query: Mapping[str, list[str]], name: str) -> bool:
     return (query.get(name) or ["false"])[0].lower() in ("true", "1")
 
 
-def _int_param(query: Mapping[str, List[str]], name: str) -> Optional[int]:
+def _int_param(query: Mapping[str, list[str]], name: str) -> int | None:
     raw = (query.get(name) or [None])[0]
     return int(raw) if raw not in (None, "") else None
 
@@ -127,12 +127,12 @@ def _int_param(query: Mapping[str, List[str]], name: str) -> Optional[int]:
 class RestApi:
     """The BigQuery v2 REST methods the client library calls, over a Store."""
 
-    def __init__(self, store: Store, take_faults: Callable[[str, Optional[str], bool], List[Fault]],
+    def __init__(self, store: Store, take_faults: Callable[[str, str | None, bool], list[Fault]],
                  log_query: Callable[[QueryRecord], None]) -> None:
         self.store, self.take_faults, self.log_query = store, take_faults, log_query
         self._lock = threading.Lock()
-        self._uploads: Dict[str, _UploadSession] = {}
-        self._request_ids: Dict[str, Dict[str, Any]] = {}
+        self._uploads: dict[str, _UploadSession] = {}
+        self._request_ids: dict[str, dict[str, Any]] = {}
 
     def list_datasets(self, m: Mapping[str, str], q: Mapping, body: Any, h: Mapping) -> Reply:
         return 200, self.store.list_datasets(m["project"]), {}
@@ -170,7 +170,7 @@ class RestApi:
         m = dict(m, table=m["table"].split("$")[0])
         faults = self.take_faults("insertAll", f"{m['dataset']}.{m['table']}", row_faults=True)
 
-        def forced(index: int, row: Mapping[str, Any]) -> Optional[str]:
+        def forced(index: int, row: Mapping[str, Any]) -> str | None:
             return next((msg for f in faults if (msg := f.row_error(index, row))), None)
 
         response = self.store.insert_all(m["project"], m["dataset"], m["table"], body or {}, forced)
@@ -283,11 +283,11 @@ class RestApi:
         return 200, response, {}
 
     @staticmethod
-    def _results_page(job: Job, start: int, max_results: Optional[int], int64_ts: bool,
-                      kind: str) -> Dict[str, Any]:
+    def _results_page(job: Job, start: int, max_results: int | None, int64_ts: bool,
+                      kind: str) -> dict[str, Any]:
         result = job.result
         assert result is not None
-        base: Dict[str, Any] = {
+        base: dict[str, Any] = {
             "kind": kind, "schema": {"fields": result.fields},
             "jobReference": job.resource["jobReference"], "jobComplete": True,
             "totalBytesProcessed": "0", "cacheHit": False,
@@ -340,7 +340,7 @@ class RestApi:
         headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
         return 308, None, headers
 
-    def _finish_load(self, project: str, metadata: Mapping[str, Any], data: bytes) -> Dict[str, Any]:
+    def _finish_load(self, project: str, metadata: Mapping[str, Any], data: bytes) -> dict[str, Any]:
         job = self.store.new_job(project, metadata, "LOAD")
         if "load" not in job.resource["configuration"]:
             raise invalid("Upload metadata must describe a load job")
@@ -349,7 +349,7 @@ class RestApi:
         return job.resource
 
 
-def _parse_multipart(body: bytes, content_type: str) -> Tuple[Dict[str, Any], bytes]:
+def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bytes]:
     """Split the multipart/related body google-resumable-media sends."""
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if match is None or not body:
@@ -366,7 +366,7 @@ def _parse_multipart(body: bytes, content_type: str) -> Tuple[Dict[str, Any], by
     return json.loads(payload(parts[0])), payload(parts[1])
 
 
-def _match_route(method: str, path: str) -> Optional[Tuple[Route, Dict[str, str]]]:
+def _match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     for route in _ROUTES:
         match = route[1].match(path)
         if match and method in route[0].split():
@@ -450,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = status
         self._send(status, payload, headers)
 
-    def _call(self, name: str, method: str, groups: Dict[str, str], query: Dict[str, List[str]],
+    def _call(self, name: str, method: str, groups: dict[str, str], query: dict[str, list[str]],
               body: Any) -> Reply:
         handler = getattr(self.wire.api, name)
         try:
@@ -476,7 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = status
         self._send(status, ApiError(status, reason, message).body(), {})
 
-    def _send(self, status: int, payload: Optional[Dict[str, Any]], headers: Dict[str, str]) -> None:
+    def _send(self, status: int, payload: dict[str, Any] | None, headers: dict[str, str]) -> None:
         data = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
         if payload is not None:
@@ -494,7 +494,7 @@ class Wire:
     """What the request handler needs from BigQueryFake."""
 
     api: RestApi
-    take_faults: Callable[[str, Optional[str], bool], List[Fault]]
+    take_faults: Callable[[str, str | None, bool], list[Fault]]
     log_request: Callable[[RequestRecord], None]
     hold: Callable[[float], None]
 

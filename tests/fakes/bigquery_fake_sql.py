@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Sequence
 
 from tests.fakes import bigquery_fake_values as values
 from tests.fakes.bigquery_fake_values import ApiError
@@ -95,7 +95,7 @@ def invalid_query(message: str) -> ApiError:
 
 
 def _unescape(body: str) -> str:
-    def repl(match: "re.Match[str]") -> str:
+    def repl(match: re.Match[str]) -> str:
         esc = match.group(1)
         if esc[0] in "xX":
             return chr(int(esc[1:], 16))
@@ -114,9 +114,9 @@ def _string_value(text: str) -> str:
     return inner if "r" in prefix.lower() else _unescape(inner)
 
 
-def tokenize(sql: str) -> List[Token]:
+def tokenize(sql: str) -> list[Token]:
     """Split GoogleSQL into significant tokens (whitespace/comments dropped)."""
-    tokens: List[Token] = []
+    tokens: list[Token] = []
     pos, positional = 0, 0
     while pos < len(sql):
         match = _TOKEN_RE.match(sql, pos)
@@ -173,11 +173,11 @@ def _param_scalar(type_name: str, raw: Any) -> Any:
 
 def convert_parameters(
     parameters: Sequence[Mapping[str, Any]],
-) -> Tuple[Any, Dict[Any, str]]:
+) -> tuple[Any, dict[Any, str]]:
     """QueryParameter resources -> (SQLite bind values, {name/index: type})."""
-    named: Dict[str, Any] = {}
-    positional: List[Any] = []
-    types: Dict[Any, str] = {}
+    named: dict[str, Any] = {}
+    positional: list[Any] = []
+    types: dict[Any, str] = {}
     for index, param in enumerate(parameters):
         ptype = param.get("parameterType", {})
         pvalue = param.get("parameterValue", {}) or {}
@@ -205,7 +205,7 @@ def convert_parameters(
 class ExceptMarker:
     """Placeholder for ``[qualifier.]* EXCEPT (cols)``; expanded by probing."""
 
-    def __init__(self, qualifier: Optional[str], excluded: Sequence[str]) -> None:
+    def __init__(self, qualifier: str | None, excluded: Sequence[str]) -> None:
         self.qualifier, self.excluded = qualifier, {c.lower() for c in excluded}
 
     def render(self, names: Sequence[str]) -> str:
@@ -229,7 +229,7 @@ class Piece:
 class Catalog:
     """What the translator needs from the store (implemented there)."""
 
-    def lookup_table(self, project: str, dataset: str, table: str) -> Optional[Dict[str, Any]]:
+    def lookup_table(self, project: str, dataset: str, table: str) -> dict[str, Any] | None:
         raise NotImplementedError
 
     def dataset_exists(self, project: str, dataset: str) -> bool:
@@ -239,18 +239,18 @@ class Catalog:
 class Translator:
     """Rewrites one statement; views it references become shared CTEs."""
 
-    def __init__(self, catalog: Catalog, project: str, probe: Callable[[str], List[str]],
-                 views: Optional[Dict[str, str]] = None, stack: Tuple[str, ...] = (),
-                 default_dataset: Optional[Tuple[str, str]] = None) -> None:
+    def __init__(self, catalog: Catalog, project: str, probe: Callable[[str], list[str]],
+                 views: dict[str, str] | None = None, stack: tuple[str, ...] = (),
+                 default_dataset: tuple[str, str] | None = None) -> None:
         self.catalog, self.project, self.probe = catalog, project, probe
         self.default_dataset = default_dataset
-        self.views: Dict[str, str] = views if views is not None else {}
+        self.views: dict[str, str] = views if views is not None else {}
         self.stack = stack
-        self.relations: List[Dict[str, Any]] = []  # table resources referenced
+        self.relations: list[dict[str, Any]] = []  # table resources referenced
 
     # -- entry points -----------------------------------------------------
 
-    def translate(self, tokens: List[Token], with_views: bool = True) -> str:
+    def translate(self, tokens: list[Token], with_views: bool = True) -> str:
         pieces = self._rewrite(tokens)
         self._expand_excepts(pieces)
         body = " ".join(p.text for p in pieces)
@@ -267,15 +267,15 @@ class Translator:
 
     # -- token rewriting --------------------------------------------------
 
-    def _rewrite(self, toks: List[Token]) -> List[Piece]:
-        out: List[Piece] = []
-        stack: List[Tuple[Optional[str], Optional[int]]] = []
+    def _rewrite(self, toks: list[Token]) -> list[Piece]:
+        out: list[Piece] = []
+        stack: list[tuple[str | None, int | None]] = []
         i = 0
 
         def emit(text: Any) -> None:
             out.append(Piece(text, len(stack)))
 
-        def peek(offset: int = 1) -> Optional[Token]:
+        def peek(offset: int = 1) -> Token | None:
             return toks[i + offset] if i + offset < len(toks) else None
 
         while i < len(toks):
@@ -308,7 +308,7 @@ class Translator:
             i += 1
         return out
 
-    def _compared_to_timestamp(self, toks: List[Token], i: int) -> bool:
+    def _compared_to_timestamp(self, toks: list[Token], i: int) -> bool:
         """Is string literal i compared with a TIMESTAMP column (ts >= '2024-01-01')?
 
         BigQuery coerces such literals to TIMESTAMP; SQLite would compare
@@ -337,7 +337,7 @@ class Translator:
             raise invalid_query(f"System variables such as {tok.text} are not supported by the fake")
         return "?" if tok.text == "?" else f":{tok.value}"
 
-    def _star_except(self, toks: List[Token], i: int, out: List[Piece], emit: Callable) -> int:
+    def _star_except(self, toks: list[Token], i: int, out: list[Piece], emit: Callable) -> int:
         if i + 2 >= len(toks) or toks[i + 2].text != "(":
             raise invalid_query("Syntax error: Expected \"(\" after EXCEPT")
         qualifier = None
@@ -352,7 +352,7 @@ class Translator:
         emit(ExceptMarker(qualifier, names))
         return j + 1
 
-    def _identifier(self, toks: List[Token], i: int, out: List[Piece], stack: List, emit: Callable) -> int:
+    def _identifier(self, toks: list[Token], i: int, out: list[Piece], stack: list, emit: Callable) -> int:
         tok, nxt = toks[i], toks[i + 1] if i + 1 < len(toks) else None
         parts, j, backticked = self._chain(toks, i)
         in_table_context = i > 0 and toks[i - 1].upper in _TABLE_CONTEXT
@@ -395,9 +395,9 @@ class Translator:
         return i + 1
 
     @staticmethod
-    def _chain(toks: List[Token], i: int) -> Tuple[List[str], int, bool]:
+    def _chain(toks: list[Token], i: int) -> tuple[list[str], int, bool]:
         """Collect a dotted name: a.b.c, `a.b.c`, `a`.`b`.c -> parts."""
-        parts: List[str] = []
+        parts: list[str] = []
         backticked = False
         j = i
         while j < len(toks) and toks[j].kind in ("ident", "qident"):
@@ -412,7 +412,7 @@ class Translator:
                 break
         return parts, j + 1, backticked
 
-    def _name_chain(self, toks: List[Token], i: int, j: int, parts: List[str],
+    def _name_chain(self, toks: list[Token], i: int, j: int, parts: list[str],
                     backticked: bool, emit: Callable) -> int:
         prev = toks[i - 1].upper if i else ""
         resource = self._resolve(parts, required=prev in _TABLE_CONTEXT and len(parts) > 1
@@ -429,7 +429,7 @@ class Translator:
             emit(f"AS {quote_ident(parts[-1])}")  # BigQuery's implicit alias.
         return j
 
-    def _resolve(self, parts: List[str], required: bool) -> Optional[Dict[str, Any]]:
+    def _resolve(self, parts: list[str], required: bool) -> dict[str, Any] | None:
         if len(parts) == 3:
             project, dataset, table = parts
         elif len(parts) == 2:
@@ -449,7 +449,7 @@ class Translator:
             self.relations.append(resource)
         return resource
 
-    def _relation_name(self, resource: Dict[str, Any]) -> str:
+    def _relation_name(self, resource: dict[str, Any]) -> str:
         ref = resource["tableReference"]
         full = f"{ref['projectId']}.{ref['datasetId']}.{ref['tableId']}"
         if resource.get("type") == "VIEW" and full not in self.views:
@@ -461,7 +461,7 @@ class Translator:
             self.views[full] = sql
         return full
 
-    def _interval(self, toks: List[Token], i: int, emit: Callable) -> int:
+    def _interval(self, toks: list[Token], i: int, emit: Callable) -> int:
         j, sign = i + 1, ""
         if j < len(toks) and toks[j].text in ("-", "+"):
             sign, j = toks[j].text, j + 1
@@ -475,7 +475,7 @@ class Translator:
         emit(f"({sign}{text} * {UNIT_MICROS[unit]})")
         return j + 2
 
-    def _unnest(self, toks: List[Token], i: int, emit: Callable) -> int:
+    def _unnest(self, toks: list[Token], i: int, emit: Callable) -> int:
         if i + 3 < len(toks) and toks[i + 2].kind == "param" and toks[i + 3].text == ")":
             emit(f"(SELECT value FROM json_each({self._param(toks[i + 2])}))")
             return i + 4
@@ -483,7 +483,7 @@ class Translator:
 
     # -- SELECT * EXCEPT ---------------------------------------------------
 
-    def _expand_excepts(self, pieces: List[Piece]) -> None:
+    def _expand_excepts(self, pieces: list[Piece]) -> None:
         markers = [k for k, p in enumerate(pieces) if isinstance(p.text, ExceptMarker)]
         for k in sorted(markers, key=lambda m: -pieces[m].depth):
             marker = pieces[k].text
@@ -491,7 +491,7 @@ class Translator:
             pieces[k].text = marker.render(names)
 
     @staticmethod
-    def _probe_sql(pieces: List[Piece], k: int) -> str:
+    def _probe_sql(pieces: list[Piece], k: int) -> str:
         """The SELECT that owns marker k, with its select list reduced to the star."""
         depth = pieces[k].depth
         start = next((j + 1 for j in range(k - 1, -1, -1)

@@ -18,14 +18,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Sequence
 
 from tests.fakes import bigquery_fake_values as values
 from tests.fakes.bigquery_fake_engine import QueryEngine, QueryResult
 from tests.fakes.bigquery_fake_sql import Catalog, quote_ident
 from tests.fakes.bigquery_fake_values import ApiError, invalid, not_found
 
-Key = Tuple[str, str, str]
+Key = tuple[str, str, str]
 _MAX_INSERT_ROWS = 50_000  # tabledata.insertAll per-request row limit.
 _ANON_DATASET = "_fake_anonymous"
 _READ_ONLY_TABLE_KEYS = frozenset({"kind", "id", "selfLink", "tableReference", "creationTime",
@@ -41,16 +41,16 @@ def _now_ms() -> str:
 class ReceivedRow:
     """One row as tabledata.insertAll received it (before validation)."""
 
-    insert_id: Optional[str]
-    row: Dict[str, Any]
+    insert_id: str | None
+    row: dict[str, Any]
     stored: bool
 
 
 @dataclasses.dataclass
 class Job:
-    resource: Dict[str, Any]
-    result: Optional[QueryResult] = None
-    error: Optional[ApiError] = None
+    resource: dict[str, Any]
+    result: QueryResult | None = None
+    error: ApiError | None = None
 
 
 class Store(Catalog):
@@ -60,15 +60,15 @@ class Store(Catalog):
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.engine = QueryEngine(self.conn, self)
-        self.datasets: Dict[Tuple[str, str], Dict[str, Any]] = {}
-        self.tables: Dict[Key, Dict[str, Any]] = {}
-        self.received: Dict[Key, List[ReceivedRow]] = {}
-        self.jobs: Dict[Tuple[str, str], Job] = {}
+        self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tables: dict[Key, dict[str, Any]] = {}
+        self.received: dict[Key, list[ReceivedRow]] = {}
+        self.jobs: dict[tuple[str, str], Job] = {}
         self._etags = itertools.count(1)
 
     # -- Catalog protocol used by the SQL translator -------------------------
 
-    def lookup_table(self, project: str, dataset: str, table: str) -> Optional[Dict[str, Any]]:
+    def lookup_table(self, project: str, dataset: str, table: str) -> dict[str, Any] | None:
         return self.tables.get((project, dataset, table))
 
     def dataset_exists(self, project: str, dataset: str) -> bool:
@@ -79,14 +79,14 @@ class Store(Catalog):
     def _etag(self) -> str:
         return f"fake-etag-{next(self._etags)}"
 
-    def get_dataset(self, project: str, dataset: str) -> Dict[str, Any]:
+    def get_dataset(self, project: str, dataset: str) -> dict[str, Any]:
         with self.lock:
             resource = self.datasets.get((project, dataset))
             if resource is None:
                 raise not_found(f"Dataset {project}:{dataset}")
             return copy.deepcopy(resource)
 
-    def insert_dataset(self, project: str, body: Mapping[str, Any]) -> Dict[str, Any]:
+    def insert_dataset(self, project: str, body: Mapping[str, Any]) -> dict[str, Any]:
         ref = body.get("datasetReference") or {}
         dataset = ref.get("datasetId")
         project = ref.get("projectId") or project
@@ -107,7 +107,7 @@ class Store(Catalog):
             self.datasets[(project, dataset)] = resource
             return copy.deepcopy(resource)
 
-    def patch_dataset(self, project: str, dataset: str, body: Mapping[str, Any]) -> Dict[str, Any]:
+    def patch_dataset(self, project: str, dataset: str, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
             resource = self.datasets.get((project, dataset))
             if resource is None:
@@ -130,7 +130,7 @@ class Store(Catalog):
                 self.delete_table(*key)
             del self.datasets[(project, dataset)]
 
-    def list_datasets(self, project: str) -> Dict[str, Any]:
+    def list_datasets(self, project: str) -> dict[str, Any]:
         with self.lock:
             items = [{"kind": "bigquery#dataset", "id": r["id"],
                       "datasetReference": r["datasetReference"], "location": r["location"]}
@@ -139,7 +139,7 @@ class Store(Catalog):
 
     # -- tables -----------------------------------------------------------------
 
-    def _table(self, project: str, dataset: str, table: str) -> Dict[str, Any]:
+    def _table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
         resource = self.tables.get((project, dataset, table))
         if resource is None:
             if (project, dataset) not in self.datasets:
@@ -147,7 +147,7 @@ class Store(Catalog):
             raise not_found(f"Table {project}:{dataset}.{table}")
         return resource
 
-    def get_table(self, project: str, dataset: str, table: str) -> Dict[str, Any]:
+    def get_table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
         with self.lock:
             resource = copy.deepcopy(self._table(project, dataset, table))
             if resource["type"] == "TABLE":
@@ -156,7 +156,7 @@ class Store(Catalog):
                 resource["numRows"] = str(count)
             return resource
 
-    def insert_table(self, project: str, dataset: str, body: Mapping[str, Any]) -> Dict[str, Any]:
+    def insert_table(self, project: str, dataset: str, body: Mapping[str, Any]) -> dict[str, Any]:
         ref = body.get("tableReference") or {}
         table = ref.get("tableId")
         if not table:
@@ -181,7 +181,7 @@ class Store(Catalog):
             return self.get_table(project, dataset, table)
 
     def _new_table_resource(self, project: str, dataset: str, table: str,
-                            body: Mapping[str, Any]) -> Dict[str, Any]:
+                            body: Mapping[str, Any]) -> dict[str, Any]:
         resource = {k: copy.deepcopy(v) for k, v in body.items() if v is not None}
         now = _now_ms()
         is_view = bool((body.get("view") or {}).get("query"))
@@ -242,13 +242,13 @@ class Store(Catalog):
         self.conn.execute(f"CREATE TABLE {quote_ident(self._sqlite_name(resource))} "
                           f"({', '.join(columns)})")
 
-    def _refresh_view_schema(self, resource: Dict[str, Any]) -> None:
+    def _refresh_view_schema(self, resource: dict[str, Any]) -> None:
         ref = resource["tableReference"]
         fields = self.engine.view_schema(resource["view"]["query"], ref["projectId"])
         resource["schema"] = {"fields": fields}
 
     def update_table(self, project: str, dataset: str, table: str, body: Mapping[str, Any],
-                     replace: bool, if_match: Optional[str]) -> Dict[str, Any]:
+                     replace: bool, if_match: str | None) -> dict[str, Any]:
         """tables.patch (replace=False) and tables.update (replace=True)."""
         with self.lock:
             resource = self._table(project, dataset, table)
@@ -270,7 +270,7 @@ class Store(Catalog):
             self.tables[(project, dataset, table)] = updated
             return self.get_table(project, dataset, table)
 
-    def _apply_update(self, old: Mapping[str, Any], new: Dict[str, Any],
+    def _apply_update(self, old: Mapping[str, Any], new: dict[str, Any],
                       body: Mapping[str, Any]) -> None:
         if old["type"] == "VIEW":
             if "view" in body:
@@ -288,7 +288,7 @@ class Store(Catalog):
             new["schema"] = {"fields": fields}
         self._check_partitioning(new)
 
-    def _evolve_schema(self, resource: Mapping[str, Any], fields: List[Dict[str, Any]]) -> None:
+    def _evolve_schema(self, resource: Mapping[str, Any], fields: list[dict[str, Any]]) -> None:
         """Apply an additive schema change to the SQLite mirror (or reject it)."""
         old_fields = resource["schema"]["fields"]
         ref = resource["tableReference"]
@@ -307,7 +307,7 @@ class Store(Catalog):
                 self.conn.execute(f"DROP TABLE {quote_ident(self._sqlite_name(resource))}")
             del self.tables[(project, dataset, table)]
 
-    def list_tables(self, project: str, dataset: str) -> Dict[str, Any]:
+    def list_tables(self, project: str, dataset: str) -> dict[str, Any]:
         with self.lock:
             if (project, dataset) not in self.datasets:
                 raise not_found(f"Dataset {project}:{dataset}")
@@ -330,8 +330,8 @@ class Store(Catalog):
             [[values.to_sqlite(row.get(f["name"]), f) for f in fields] for row in rows])
 
     def insert_all(self, project: str, dataset: str, table: str, body: Mapping[str, Any],
-                   forced_errors: Callable[[int, Mapping[str, Any]], Optional[str]],
-                   log_received: bool = True) -> Dict[str, Any]:
+                   forced_errors: Callable[[int, Mapping[str, Any]], str | None],
+                   log_received: bool = True) -> dict[str, Any]:
         """tabledata.insertAll with BigQuery's all-or-nothing per-request semantics."""
         rows = body.get("rows") or []
         if not rows:
@@ -347,10 +347,10 @@ class Store(Catalog):
                 raise invalid(f"Cannot add rows to a table of type {resource['type']}.")
             return self._insert_all_locked(resource, rows, body, forced_errors, log_received)
 
-    def _insert_all_locked(self, resource: Dict[str, Any], rows: Sequence[Mapping[str, Any]],
+    def _insert_all_locked(self, resource: dict[str, Any], rows: Sequence[Mapping[str, Any]],
                            body: Mapping[str, Any],
-                           forced_errors: Callable[[int, Mapping[str, Any]], Optional[str]],
-                           log_received: bool) -> Dict[str, Any]:
+                           forced_errors: Callable[[int, Mapping[str, Any]], str | None],
+                           log_received: bool) -> dict[str, Any]:
         coerced, errors = self._validate_insert(resource, rows, body, forced_errors)
         skip_invalid = bool(body.get("skipInvalidRows"))
         # Without skipInvalidRows one bad row keeps the whole request out.
@@ -362,7 +362,7 @@ class Store(Catalog):
             for index, entry in enumerate(rows):
                 log.append(ReceivedRow(entry.get("insertId"), copy.deepcopy(entry.get("json")),
                                        index in stored))
-        response: Dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
+        response: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
         if errors:
             # Valid rows that were not written because of other rows are "stopped".
             stopped = {"reason": "stopped", "location": "", "debugInfo": "", "message": ""}
@@ -374,8 +374,8 @@ class Store(Catalog):
     @staticmethod
     def _validate_insert(resource: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
                          body: Mapping[str, Any],
-                         forced_errors: Callable[[int, Mapping[str, Any]], Optional[str]]
-                         ) -> Tuple[List[Dict[str, Any]], Dict[int, List[Dict[str, str]]]]:
+                         forced_errors: Callable[[int, Mapping[str, Any]], str | None]
+                         ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, str]]]]:
         coerce = values.row_coercer(resource["schema"]["fields"], bool(body.get("ignoreUnknownValues")))
         coerced, errors = [], {}
         for index, entry in enumerate(rows):
@@ -396,8 +396,8 @@ class Store(Catalog):
         return ref["projectId"], ref["datasetId"], ref["tableId"]
 
     def list_rows(self, project: str, dataset: str, table: str, start: int,
-                  max_results: Optional[int], selected: Optional[Sequence[str]],
-                  int64_ts: bool) -> Dict[str, Any]:
+                  max_results: int | None, selected: Sequence[str] | None,
+                  int64_ts: bool) -> dict[str, Any]:
         """tabledata.list, also serving the anonymous tables that hold query results."""
         with self.lock:
             if dataset == _ANON_DATASET:
@@ -422,7 +422,7 @@ class Store(Catalog):
         return page_of_rows(fields, rows, start, max_results, int64_ts,
                             {"kind": "bigquery#tableDataList", "etag": self._etag()})
 
-    def decoded_rows(self, project: str, dataset: str, table: str) -> List[Dict[str, Any]]:
+    def decoded_rows(self, project: str, dataset: str, table: str) -> list[dict[str, Any]]:
         with self.lock:
             resource = self._table(project, dataset, table)
             fields = resource["schema"]["fields"]
@@ -473,7 +473,7 @@ class Store(Catalog):
                                   "errors": [error.error_proto()]}
 
     def run_query_job(self, job: Job, sql: str, parameters: Sequence[Mapping[str, Any]],
-                      default_dataset: Optional[Mapping[str, Any]] = None) -> None:
+                      default_dataset: Mapping[str, Any] | None = None) -> None:
         """Execute a query into the job, recording success or BigQuery-style failure."""
         ref = job.resource["jobReference"]
         try:
@@ -505,7 +505,7 @@ class Store(Catalog):
             "inputFiles": "1", "inputFileBytes": str(len(data)), "outputRows": str(output_rows),
             "outputBytes": str(len(data)), "badRecords": str(bad)}
 
-    def _load(self, config: Mapping[str, Any], data: bytes) -> Tuple[int, int]:
+    def _load(self, config: Mapping[str, Any], data: bytes) -> tuple[int, int]:
         dest = config.get("destinationTable") or {}
         key = (dest.get("projectId"), dest.get("datasetId"), dest.get("tableId"))
         resource = self.tables.get(key)  # type: ignore[arg-type]
@@ -536,8 +536,8 @@ class Store(Catalog):
         self._insert_rows(resource, good)
         return len(good), len(errors)
 
-    def _create_load_destination(self, config: Mapping[str, Any], key: Tuple, fields: List,
-                                 raw_rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    def _create_load_destination(self, config: Mapping[str, Any], key: tuple, fields: list,
+                                 raw_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         project, dataset, table = key
         if (config.get("createDisposition") or "CREATE_IF_NEEDED") == "CREATE_NEVER":
             raise not_found(f"Table {project}:{dataset}.{table}")
@@ -552,8 +552,8 @@ class Store(Catalog):
         self.insert_table(project, dataset, body)
         return self.tables[key]
 
-    def _load_schema_update(self, config: Mapping[str, Any], resource: Dict[str, Any],
-                            job_fields: List[Dict[str, Any]]) -> None:
+    def _load_schema_update(self, config: Mapping[str, Any], resource: dict[str, Any],
+                            job_fields: list[dict[str, Any]]) -> None:
         """A job schema must match the table unless schemaUpdateOptions allow the change."""
         if not job_fields:
             return
@@ -574,15 +574,15 @@ class Store(Catalog):
         self._evolve_schema(resource, merged)
         resource["schema"] = {"fields": merged}
 
-    def _recreate(self, resource: Dict[str, Any], fields: List[Dict[str, Any]]) -> None:
+    def _recreate(self, resource: dict[str, Any], fields: list[dict[str, Any]]) -> None:
         self.conn.execute(f"DROP TABLE {quote_ident(self._sqlite_name(resource))}")
         resource["schema"] = {"fields": fields}
         self._create_sqlite_table(resource)
 
 
 def page_of_rows(fields: Sequence[Mapping[str, Any]], rows: Sequence[Sequence[Any]], start: int,
-                 max_results: Optional[int], int64_ts: bool,
-                 base: Dict[str, Any]) -> Dict[str, Any]:
+                 max_results: int | None, int64_ts: bool,
+                 base: dict[str, Any]) -> dict[str, Any]:
     """One page of REST rows; the page token is the next start index."""
     end = len(rows) if max_results is None else min(len(rows), start + max_results)
     response = dict(base, totalRows=str(len(rows)))
@@ -593,7 +593,7 @@ def page_of_rows(fields: Sequence[Mapping[str, Any]], rows: Sequence[Sequence[An
     return response
 
 
-def _parse_source(config: Mapping[str, Any], data: bytes) -> List[Dict[str, Any]]:
+def _parse_source(config: Mapping[str, Any], data: bytes) -> list[dict[str, Any]]:
     source_format = config.get("sourceFormat") or "CSV"  # BigQuery's default format.
     text = data.decode("utf-8")
     if source_format == "NEWLINE_DELIMITED_JSON":
@@ -617,8 +617,8 @@ def _parse_source(config: Mapping[str, Any], data: bytes) -> List[Dict[str, Any]
     raise invalid(f"Source format {source_format} is not supported by the fake")
 
 
-def _autodetect(rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    fields: Dict[str, str] = {}
+def _autodetect(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    fields: dict[str, str] = {}
     for row in rows[:500]:
         for name, value in row.items():
             if value is None or name in fields:
@@ -638,7 +638,7 @@ def _autodetect(rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     return [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in fields.items()]
 
 
-def _load_error(errors: List[Tuple[int, List[Dict[str, str]]]], source_format: str) -> ApiError:
+def _load_error(errors: list[tuple[int, list[dict[str, str]]]], source_format: str) -> ApiError:
     kind = "JSON" if source_format == "NEWLINE_DELIMITED_JSON" else source_format
     first_index, first = errors[0]
     detail = "; ".join(e["message"] for e in first)

@@ -19,9 +19,9 @@ import functools
 import json
 import math
 import re
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _MICROS_PER_DAY = 86_400_000_000
@@ -81,7 +81,7 @@ class ApiError(Exception):
     }
 
     def __init__(
-        self, status: int, reason: str, message: str, location: Optional[str] = None
+        self, status: int, reason: str, message: str, location: str | None = None
     ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.location = (
@@ -91,7 +91,7 @@ class ApiError(Exception):
             location,
         )
 
-    def error_proto(self) -> Dict[str, Any]:
+    def error_proto(self) -> dict[str, Any]:
         """The ErrorProto used in errors[], job errorResult and insertErrors."""
         proto = {"reason": self.reason, "message": self.message, "domain": "global"}
         if self.location:
@@ -99,7 +99,7 @@ class ApiError(Exception):
             proto["locationType"] = "other"
         return proto
 
-    def body(self) -> Dict[str, Any]:
+    def body(self) -> dict[str, Any]:
         """Google's JSON error envelope, parsed by google.api_core.exceptions."""
         return {
             "error": {
@@ -111,7 +111,7 @@ class ApiError(Exception):
         }
 
 
-def invalid(message: str, location: Optional[str] = None) -> ApiError:
+def invalid(message: str, location: str | None = None) -> ApiError:
     return ApiError(400, "invalid", message, location)
 
 
@@ -129,7 +129,7 @@ def canonical_type(type_name: str) -> str:
     return _TYPE_ALIASES.get(upper, upper)
 
 
-def normalize_fields(fields: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+def normalize_fields(fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validate a schema and return it with canonical types and explicit modes."""
     seen: set = set()
     out = []
@@ -153,7 +153,7 @@ def normalize_fields(fields: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]
     return out
 
 
-def find_field(fields: Sequence[Mapping[str, Any]], name: str) -> Optional[Mapping[str, Any]]:
+def find_field(fields: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
     lower = name.lower()
     return next((f for f in fields if f["name"].lower() == lower), None)
 
@@ -393,7 +393,7 @@ _SCALAR_COERCERS = {
     "JSON": _to_json,
 }
 
-RowError = Dict[str, str]
+RowError = dict[str, str]
 
 
 def _row_error(location: str, message: str) -> RowError:
@@ -401,7 +401,7 @@ def _row_error(location: str, message: str) -> RowError:
     return {"reason": "invalid", "location": location, "debugInfo": "", "message": message}
 
 
-def _coerce_scalar(value: Any, field: Mapping[str, Any], path: str, errors: List[RowError]) -> Any:
+def _coerce_scalar(value: Any, field: Mapping[str, Any], path: str, errors: list[RowError]) -> Any:
     if field["type"] == "RECORD":
         if not isinstance(value, dict):
             errors.append(_row_error(path, f"This field: {path} is not a record."))
@@ -424,7 +424,7 @@ def _coerce_scalar(value: Any, field: Mapping[str, Any], path: str, errors: List
 _PASS_THROUGH = {("STRING", str), ("FLOAT", float)}
 
 
-def _coerce_field(value: Any, field: Mapping[str, Any], path: str, errors: List[RowError]) -> Any:
+def _coerce_field(value: Any, field: Mapping[str, Any], path: str, errors: list[RowError]) -> Any:
     if (field["type"], type(value)) in _PASS_THROUGH and field["mode"] != "REPEATED":
         return value
     if field["mode"] == "REPEATED":
@@ -446,7 +446,7 @@ def _coerce_field(value: Any, field: Mapping[str, Any], path: str, errors: List[
 
 def row_coercer(
     fields: Sequence[Mapping[str, Any]], ignore_unknown: bool, prefix: str = ""
-) -> Callable[[Any], Tuple[Dict[str, Any], List[RowError]]]:
+) -> Callable[[Any], tuple[dict[str, Any], list[RowError]]]:
     """Build a validator for many rows of one schema (loads check every cell).
 
     The validator returns ({field name: storage value}, errors).  Field names
@@ -455,11 +455,11 @@ def row_coercer(
     by_name = {f["name"]: f for f in fields}
     by_lower = {f["name"].lower(): f for f in fields}
 
-    def coerce(row: Any) -> Tuple[Dict[str, Any], List[RowError]]:
-        errors: List[RowError] = []
+    def coerce(row: Any) -> tuple[dict[str, Any], list[RowError]]:
+        errors: list[RowError] = []
         if not isinstance(row, Mapping):
             return {}, [_row_error(prefix.rstrip("."), "Row is not a JSON object.")]
-        values: Dict[str, Any] = {}
+        values: dict[str, Any] = {}
         for key, value in row.items():
             field = by_name.get(key) or by_lower.get(str(key).lower())
             if field is None:
@@ -481,7 +481,7 @@ def coerce_row(
     fields: Sequence[Mapping[str, Any]],
     ignore_unknown: bool,
     prefix: str = "",
-) -> Tuple[Dict[str, Any], List[RowError]]:
+) -> tuple[dict[str, Any], list[RowError]]:
     """Validate one JSON row against a schema; see row_coercer."""
     return row_coercer(fields, ignore_unknown, prefix)(row)
 
@@ -540,7 +540,7 @@ def encode_cell(value: Any, field: Mapping[str, Any], int64_ts: bool) -> Any:
 
 def encode_rows(
     rows: Iterable[Sequence[Any]], fields: Sequence[Mapping[str, Any]], int64_ts: bool
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     return [{"f": [{"v": encode_cell(v, f, int64_ts)} for v, f in zip(row, fields)]}
             for row in rows]
 

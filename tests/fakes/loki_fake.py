@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from tests.fakes.signals import stop_on_interrupt_or_term
 
@@ -33,10 +33,10 @@ class Fault:
     """`mode` is dead | slow | http_<status>; it expires after `count` requests or at `until`."""
 
     mode: str
-    count: Optional[int] = None
-    until: Optional[float] = None
+    count: int | None = None
+    until: float | None = None
     delay: float = 10.0
-    retry_after: Optional[str] = None
+    retry_after: str | None = None
 
     def active(self) -> bool:
         if self.count is not None and self.count <= 0:
@@ -57,17 +57,17 @@ class RequestLog:
 
 @dataclass
 class _State:
-    username: Optional[str]
-    password: Optional[str]
+    username: str | None
+    password: str | None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     entries: list[Entry] = field(default_factory=list)
     requests: list[RequestLog] = field(default_factory=list)
     pushes: int = 0
-    fault: Optional[Fault] = None
-    on_entry: Optional[Callable[[Entry], None]] = None
+    fault: Fault | None = None
+    on_entry: Callable[[Entry], None] | None = None
 
-    def take_fault(self) -> Optional[Fault]:
+    def take_fault(self) -> Fault | None:
         """The fault applying to this request, consuming one unit of its count."""
         with self.lock:
             fault = self.fault
@@ -103,7 +103,7 @@ def parse_push(body: bytes) -> list[Entry]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, like the real thing
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(state, headers, str(status), len(entries))
         self._answer(status, extra)
 
-    def _decide(self, state: _State, headers: dict[str, str], body: bytes, fault: Optional[Fault]
+    def _decide(self, state: _State, headers: dict[str, str], body: bytes, fault: Fault | None
                 ) -> tuple[int, list[Entry], dict[str, str]]:
         if self.path != PUSH_PATH:
             return 404, [], {}
@@ -189,10 +189,10 @@ class _Server(ThreadingHTTPServer):
 class LokiFake:
     """Loopback Loki push endpoint; see the module docstring."""
 
-    def __init__(self, port: int = 0, *, username: Optional[str] = None, password: Optional[str] = None) -> None:
+    def __init__(self, port: int = 0, *, username: str | None = None, password: str | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.state = _State(username, password)
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
     def state(self) -> _State:
@@ -206,7 +206,7 @@ class LokiFake:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{PUSH_PATH}"
 
-    def start(self) -> "LokiFake":
+    def start(self) -> LokiFake:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="loki-fake",
                                         daemon=True)
         self._thread.start()
@@ -217,7 +217,7 @@ class LokiFake:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "LokiFake":
+    def __enter__(self) -> LokiFake:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -249,8 +249,8 @@ class LokiFake:
 
     # ---- faults ----
 
-    def set_fault(self, mode: str, *, count: Optional[int] = None, duration: Optional[float] = None,
-                  delay: float = 10.0, retry_after: Optional[float] = None) -> None:
+    def set_fault(self, mode: str, *, count: int | None = None, duration: float | None = None,
+                  delay: float = 10.0, retry_after: float | None = None) -> None:
         """Apply `mode` to the next `count` requests and/or for `duration` seconds (else until cleared)."""
         if mode not in ("dead", "slow") and not (mode.startswith("http_") and mode[5:].isdigit()):
             raise ValueError(f"unknown fault mode {mode!r}")
@@ -266,7 +266,7 @@ class LokiFake:
             self.state.fault = None
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Loki push API fake (127.0.0.1 only)")
     parser.add_argument("--port", type=int, default=3100)
     parser.add_argument("--username")

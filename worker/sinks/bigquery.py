@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from google.api_core import exceptions as gexc
@@ -89,7 +89,7 @@ class _Target(NamedTuple):
 
 
 def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _transient(exc: BaseException) -> bool:

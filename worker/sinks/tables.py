@@ -7,11 +7,11 @@ Each table keeps every version of a row (BigQuery) or the latest (SQLite, by pri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.series import FUNDING_RATES, OPEN_INTEREST
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
-_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - _EPOCH
+_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - _EPOCH
 
 
 def exact_ms(text: str) -> int:
