@@ -4,8 +4,9 @@ The disk is really full: the store and ``state_dir`` live on a small tmpfs mount
 test (root can mount one here and on CI; elsewhere the tests skip and say why), filled with
 a filler file and freed by deleting it. Read-only means ``mount -o remount,ro``: root ignores
 permission bits, not a read-only file system. A volume cannot be remounted read-only while
-the store holds its files open for writing (EBUSY), so read-only at run time is not staged
-here; it reaches the worker as the same SinkUnavailable as any store outage.
+the store holds its files open for writing (EBUSY), so a store going read-only at run time is
+not staged here (it reaches the worker as the same SinkUnavailable as any store outage); a
+read-only ``state_dir`` at run time is, since nothing holds a file open there.
 """
 
 from __future__ import annotations
@@ -37,17 +38,32 @@ from tests.e2e_support import (
 BTC_1M = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
 
 
-@pytest.fixture
-def volume(tmp_path):
-    """A 3 MB tmpfs at tmp_path/vol, unmounted afterwards."""
-    mount_point = tmp_path / "vol"
+def mount_tmpfs(mount_point: Path, size: str) -> Path:
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root and mount permission): {done.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+    return mount_point
+
+
+def remount(mount_point: Path, flag: str) -> None:
+    done = subprocess.run(["mount", "-o", f"remount,{flag}", str(mount_point)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def volume(tmp_path):
+    """A 3 MB tmpfs at tmp_path/vol, unmounted afterwards."""
+    yield mount_tmpfs(tmp_path / "vol", "3m")
+    subprocess.run(["umount", "-l", str(tmp_path / "vol")], capture_output=True)
+
+
+@pytest.fixture
+def state_volume(tmp_path):
+    """A second small tmpfs, for ``state_dir`` alone."""
+    yield mount_tmpfs(tmp_path / "state-vol", "1m")
+    subprocess.run(["umount", "-l", str(tmp_path / "state-vol")], capture_output=True)
 
 
 def fill(volume: Path, leave: int = 0) -> Path:
@@ -127,6 +143,43 @@ def test_disk_full_in_live_is_one_episode_rows_wait_in_memory_and_nothing_is_los
                           "--end", iso_arg(floor_to(now_ms(), MINUTE_MS)))
     assert code == 0, [l.get("message") for l in audit.events("audit_summary")] + [audit.stderr()]
     assert all(l["repairable"] == 0 and l["stored"] > 0 for l in audit.events("audit_summary"))
+
+
+@pytest.mark.slow
+def test_state_dir_read_only_at_run_time_keeps_the_spool_in_memory_and_loses_nothing(
+        sim, tmp_path, collectors, volume, state_volume) -> None:
+    # The state volume turns read-only while LIVE runs (nothing holds a file open there, so
+    # the remount succeeds), then the store's disk fills: the spool cannot be written either.
+    exchanges = {"binance": BTC_1M}
+    series = series_list(exchanges)
+    storage = {"backend": "sqlite", "sqlite": {"path": str(volume / "md.sqlite")}}
+    config = e2e_config(tmp_path, sim, exchanges, storage=storage,
+                        settings={"state_dir": str(state_volume / "state"), "update_interval_seconds": 1})
+    collector = Collector(config)
+    collectors.append(collector)
+    collector.wait_healthy(60)
+    read = lambda: sqlite_latest(volume / "md.sqlite")  # noqa: E731
+    wait_all_final(read, series, 30, lag_ms=5_000)
+    pids = collector.worker_pids()
+    first = {key: min(bars) for key, bars in read().items()}
+
+    remount(state_volume, "ro")
+    filler = fill(volume)
+    collector.wait_for(lambda: collector.events("spool_write_error"), 30, "the spool file refused")
+    assert "Read-only file system" in collector.events("spool_write_error")[0]["error"]
+    collector.wait_for(lambda: len(collector.events("sink_write_error")) >= 4, 30, "several failed cycles")
+    assert not collector.events("sink_write_error")[-1]["spool_on_disk"]
+    assert len(collector.events("spool_write_error")) == 1                  # once per episode
+    assert collector.worker_pids() == pids and not collector.events("worker_crashed")
+
+    filler.unlink()
+    collector.wait_for(lambda: collector.events("store_recovered"), 20, "store_recovered")
+    wait_all_final(read, series, 60, lag_ms=5_000)
+    remount(state_volume, "rw")
+    assert collector.terminate() == 0
+    store = read()
+    assert not closed_bars_diff(store, series, last_cycle_starts(collector, exchanges))
+    assert all(min(store[key]) == first[key] for key in series)     # one series, no gap
 
 
 @pytest.mark.slow
