@@ -132,6 +132,9 @@ class AuditDone:
     error: str | None = None
     # --repair: the gaps left once the repairable bars were written (None: no repair asked).
     after_repair: list[GapReport] | None = None
+    # The grid the rows were expected on, when the series has no timeframe of its own (funding
+    # rates: the symbol's funding interval, e.g. "8h"); None: the series' timeframe.
+    grid: str | None = None
 
 
 Message = Union[Heartbeat, SeriesPlan, SeriesDone, AuditDone, SeriesFreshness]

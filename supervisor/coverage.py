@@ -116,7 +116,8 @@ def series_row(series: SeriesKey, result: AuditDone | None, failure: str | None,
     gaps: list[GapReport] = result.gaps
     if after_repair and result.after_repair is not None:
         gaps = result.after_repair
-    end = audited_end(start_ms, result.expected, series.timeframe)
+    timeframe = result.grid or series.timeframe      # funding rates: their interval
+    end = audited_end(start_ms, result.expected, timeframe)
     missing: list[dict[CellState, int]] = [{} for _ in cols]
     starts = [c0 for c0, _ in cols]
     for gap in gaps:
@@ -124,13 +125,13 @@ def series_row(series: SeriesKey, result: AuditDone | None, failure: str | None,
         index = max(0, bisect_right(starts, gap.start_ms) - 1)
         while index < len(cols) and cols[index][0] < gap.end_ms:
             c0, c1 = cols[index]
-            count = bars_between(max(c0, gap.start_ms), min(c1, gap.end_ms, end), series.timeframe)
+            count = bars_between(max(c0, gap.start_ms), min(c1, gap.end_ms, end), timeframe)
             if count:
                 missing[index][state] = missing[index].get(state, 0) + count
             index += 1
     cells = []
     for (c0, c1), lacks in zip(cols, missing, strict=True):
-        expected = bars_between(c0, min(c1, end), series.timeframe)
+        expected = bars_between(c0, min(c1, end), timeframe)
         state = max(lacks) if lacks else (CellState.COMPLETE if expected else CellState.EMPTY)
         cells.append(Cell(state, expected, lacks))
     totals: dict[CellState, int] = {}

@@ -63,6 +63,6 @@ def test_a_quiet_bar_next_to_a_lost_run_is_its_own_no_trades_gap() -> None:
     # gap would paint the 09:00 hour repairable although nothing in it can be repaired.
     minute, t0 = 60_000, 1_700_000_000_000 // 3_600_000 * 3_600_000
     served = {t0 + i * minute: Candle(t0 + i * minute, 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(3)}
-    gaps = classify_gaps([t0 - minute, t0, t0 + minute, t0 + 2 * minute], "1m", served, [])
+    gaps = classify_gaps([t0 - minute, t0, t0 + minute, t0 + 2 * minute], "1m", served.__contains__, [])
     assert [(g.start_ms, g.end_ms, g.missing, g.kind, g.exchange_bars) for g in gaps] == [
         (t0 - minute, t0, 1, GapKind.NO_TRADES, 0), (t0, t0 + 3 * minute, 3, GapKind.REPAIRABLE, 3)]

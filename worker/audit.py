@@ -45,6 +45,7 @@ class AuditResult:
     repaired: int = 0
     error: str | None = None
     after_repair: list[Gap] | None = None
+    grid: str | None = None          # see AuditDone.grid
 
     @property
     def repairable(self) -> int:
@@ -53,7 +54,7 @@ class AuditResult:
     def to_message(self) -> AuditDone:
         return AuditDone(tuple(self.series), self.expected, self.stored, self.repairable, self.repaired,
                          _reports(self.gaps), self.error,
-                         None if self.after_repair is None else _reports(self.after_repair))
+                         None if self.after_repair is None else _reports(self.after_repair), self.grid)
 
 
 def _reports(gaps: list[Gap]) -> list[GapReport]:
@@ -90,7 +91,7 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
     stored = set(await stored_timestamps(series, start_ms, closed_end))
     result.expected, result.stored = len(expected), len(stored & set(expected))
     missing = [ts for ts in expected if ts not in stored]
-    result.gaps = classify_gaps(missing, series.timeframe, served, outcome.unavailable)
+    result.gaps = classify_gaps(missing, series.timeframe, served.__contains__, outcome.unavailable)
     missing_served = [served[ts] for g in result.gaps if g.kind == GapKind.REPAIRABLE
                       for ts in grid(g.start_ms, g.end_ms, series.timeframe) if ts in served]
     if repair is not None:
@@ -99,22 +100,25 @@ async def audit_series(client: ExchangeClient, series: SeriesKey, start_ms: int,
             result.repaired = len(missing_served)
         # What the store lacks once the repair is written: bars the exchange does not serve.
         written = {c.timestamp for c in missing_served}
-        result.after_repair = classify_gaps([ts for ts in missing if ts not in written], series.timeframe, served,
-                                    outcome.unavailable)
+        result.after_repair = classify_gaps([ts for ts in missing if ts not in written], series.timeframe,
+                                            served.__contains__, outcome.unavailable)
     return result
 
 
-def classify_gaps(missing: list[int], timeframe: str, served: dict[int, Candle],
-                  unavailable: list[tuple[int, int]]) -> list[Gap]:
+def classify_gaps(missing: list[int], grid: str | int, served: Callable[[int], bool],
+                  unavailable: list[tuple[int, int]], *, unavailable_slack_ms: int = 0) -> list[Gap]:
     """Group consecutive missing bars of the same kind: served now (repairable), inside a
     range the exchange no longer serves (unavailable), or neither (no trades). A quiet bar
-    next to a lost run stays its own gap, so the run's neighbours are not painted repairable."""
+    next to a lost run stays its own gap, so the run's neighbours are not painted repairable.
+
+    ``grid`` is the bars' timeframe, or the step between expected rows in milliseconds.
+    """
     gaps: list[Gap] = []
     for ts in missing:
-        end = next_bar_start(ts, timeframe)
-        if ts in served:
+        end = ts + grid if isinstance(grid, int) else next_bar_start(ts, grid)
+        if served(ts):
             kind = GapKind.REPAIRABLE
-        elif any(a <= ts and end <= b for a, b in unavailable):
+        elif any(a <= ts and end <= b + unavailable_slack_ms for a, b in unavailable):
             kind = GapKind.UNAVAILABLE
         else:
             kind = GapKind.NO_TRADES

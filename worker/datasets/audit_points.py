@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Awaitable, Callable
 
-from core.protocol import GapKind
 from core.series import FUNDING_RATES, SeriesKey
 from core.timeframes import timeframe_ms
-from worker.audit import AuditResult, Gap
+from worker.audit import AuditResult, classify_gaps
 from worker.datasets import dataset_for
 from worker.exchange import ExchangeClient
 
@@ -80,29 +79,21 @@ async def audit_points(client: ExchangeClient, series: SeriesKey, start_ms: int,
     in_store, at_exchange = _matcher(stored, tolerance), _matcher(sorted(served), tolerance)
     missing = [g for g in grid if in_store(g) is None]
     result.expected, result.stored = len(grid), len(grid) - len(missing)
-    result.gaps = _gaps(missing, step, at_exchange, outcome.unavailable)
+    if series.dataset == FUNDING_RATES:
+        result.grid = f"{step // HOUR_MS}h"
+
+    def is_served(grid_ms: int) -> bool:
+        return at_exchange(grid_ms) is not None
+
+    # A row of an unavailable stretch may sit up to a step past its end (funding times are
+    # reported a little after the hour).
+    result.gaps = classify_gaps(missing, step, is_served, outcome.unavailable, unavailable_slack_ms=step)
     repairable = [served[ts] for g in missing if (ts := at_exchange(g)) is not None]
     if repair is not None:
         if repairable:
             await repair(series, repairable)
             result.repaired = len(repairable)
         left = [g for g in missing if at_exchange(g) is None]
-        result.after_repair = _gaps(left, step, at_exchange, outcome.unavailable)
+        result.after_repair = classify_gaps(left, step, is_served, outcome.unavailable, unavailable_slack_ms=step)
     return result
 
-
-def _gaps(missing: list[int], step: int, at_exchange: Callable[[int], int | None],
-          unavailable: list[tuple[int, int]]) -> list[Gap]:
-    gaps: list[Gap] = []
-    for g in missing:
-        if gaps and gaps[-1].end_ms == g:
-            gaps[-1].end_ms, gaps[-1].missing = g + step, gaps[-1].missing + 1
-        else:
-            gaps.append(Gap(g, g + step, 1, GapKind.NO_TRADES))
-    for gap in gaps:
-        gap.exchange_bars = sum(1 for g in range(gap.start_ms, gap.end_ms, step) if at_exchange(g) is not None)
-        if gap.exchange_bars:
-            gap.kind = GapKind.REPAIRABLE
-        elif any(a <= gap.start_ms and gap.end_ms <= b + step for a, b in unavailable):
-            gap.kind = GapKind.UNAVAILABLE
-    return gaps
