@@ -10,10 +10,13 @@ import queue
 import pytest
 
 from core.config import AppConfig
-from core.protocol import Envelope, Heartbeat
+from core.protocol import Envelope, Heartbeat, SeriesPlan
+from core.series import FUNDING_RATES, OPEN_INTEREST, SeriesKey, series_key
 from core.telemetry import SeriesFreshness
 from supervisor.arbiter import Arbiter
+from supervisor.freshness import watched_series
 from tests.test_supervisor_decisions import FakeContext, FakeProcess
+from worker.live_freshness import LiveFreshness, newest_closed
 
 INTERVAL = 10      # update_interval_seconds
 STALE_AFTER = 3    # intervals
@@ -113,3 +116,43 @@ def test_history_mode_has_no_freshness(live) -> None:
     arbiter, _ = live
     arbiter.mode = arbiter.mode.HISTORY
     assert "stale_series" not in arbiter.health()
+
+
+def test_a_symbol_that_left_the_universe_is_neither_watched_nor_served(live) -> None:
+    arbiter, clock = live
+    stored(arbiter, "binance", ("BTC/USDT", "1m", clock["now"]), ("ETH/USDT", "1m", clock["now"]))
+    worker = arbiter.workers["binance"]
+    # The next refresh leaves ETH out: the worker's plan no longer has it.
+    worker.on_message(Envelope("binance", worker.pid, clock["now"], SeriesPlan(
+        [("binance", "BTC/USDT", "1m"), ("binance", "BTC/USDT", "1h")])), clock["now"])
+    clock["now"] += STALE_AFTER * INTERVAL * 10
+    names = {(s["symbol"], s["timeframe"]) for s in arbiter.health()["workers"]["binance"]["series"]}
+    assert names == {("BTC/USDT", "1m"), ("BTC/USDT", "1h")}
+    assert ("binance", "ETH/USDT", "1m") not in stale_names(arbiter.health())
+
+
+def test_funding_and_open_interest_series_are_watched_with_their_dataset() -> None:
+    config = AppConfig.model_validate({"exchanges": {"binanceusdm": [
+        {"symbol": "BTC/USDT:USDT", "timeframes": ["1h"], "funding_rates": True, "open_interest": ["5m"]}]}})
+    arbiter = Arbiter(config, mode="live", exchanges=["binanceusdm"], ctx=FakeContext, log_queue=queue.Queue())
+    assert watched_series(arbiter.workers["binanceusdm"]) == [
+        ("BTC/USDT:USDT", "1h", "ohlcv"), ("BTC/USDT:USDT", "", "funding_rates"),
+        ("BTC/USDT:USDT", "5m", "open_interest")]
+
+
+def test_live_freshness_knows_which_stored_row_is_a_closed_period() -> None:
+    hour = 3_600_000
+    now = 100 * hour + 30 * 60_000
+    candles, funding = SeriesKey("x", "B/Q", "1h"), series_key("x", "B/Q:Q", "", FUNDING_RATES)
+    interest = series_key("x", "B/Q:Q", "1h", OPEN_INTEREST)
+    assert newest_closed(candles, 100 * hour, now) == 99 * hour          # stored while open
+    assert newest_closed(candles, 99 * hour, now) == 99 * hour
+    assert newest_closed(interest, 99 * hour, now) == 99 * hour
+    assert newest_closed(funding, 96 * hour + 5, now) is None              # no grid to lag behind
+    freshness = LiveFreshness()
+    freshness.stored(candles, 10.0, 99 * hour)
+    freshness.found_in_store(funding, 96 * hour, now)
+    report = freshness.take_report()
+    assert report is not None and sorted(report.entries, key=str) == sorted(
+        [("B/Q", "1h", "ohlcv", 10.0, 99 * hour), ("B/Q:Q", "", "funding_rates", None, None)], key=str)
+    assert freshness.take_report() is None                               # only what changed
