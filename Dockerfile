@@ -16,7 +16,6 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY core/ core/
 COPY supervisor/ supervisor/
 COPY worker/ worker/
-COPY core/ core/
 COPY config.yaml entrypoint.sh ./
 RUN mkdir -p /app/data && chown collector:collector /app/data
 
