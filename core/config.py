@@ -4,6 +4,10 @@ A bad config must stop the service at boot with every problem listed at once (ke
 what is wrong), not one per restart, and not halfway through a run. Whether an exchange
 actually lists a symbol or timeframe can only be known after ``load_markets``; that check
 belongs to the worker, which skips the bad series and keeps the rest.
+
+One module on purpose: the models nest (app -> exchanges -> symbols / universe, settings,
+storage) and pydantic reports every problem with its full key path only when they validate
+together; split across files they would read worse, not better.
 """
 
 from __future__ import annotations

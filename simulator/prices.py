@@ -5,6 +5,9 @@ simulator can serve *any* time range (history or the live clock) without
 storing anything, and tests can compute the exact expected answer with
 :func:`simulator.truth` instead of snapshotting server output.
 
+One module on purpose: the model below is one chain of pure functions, each step
+feeding the next, and is read top to bottom.
+
 Model
 -----
 * Each hour H starts at log-price L_H: a per-asset trend (sinusoids with

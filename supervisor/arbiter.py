@@ -5,6 +5,9 @@ signals, reaps exited workers, checks the living ones and starts what is due. Sh
 escalates: SIGTERM, a grace period for the write in flight, then SIGKILL for stragglers.
 SIGHUP reads the config file again and restarts only the workers whose config changed
 (:mod:`supervisor.reload` decides what changed).
+
+The loop's steps share the worker table and the stop deadlines, so they stay one class; what
+they decide is delegated (restart backoff, reload plan, freshness, summaries, plan printing).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A cycle fetches every series at once and writes the whole cycle in one batch. Wh
 is down the rows wait in the spool, in order, and go first once it is back. When the
 exchange is down, or the spool overflows, the series is marked for repair: the next cycle
 backfills it from its last stored bar, through the same write path as the cycle's rows.
+
+The cycle ties together what other modules decide (bars to write, points to write, universe
+refresh, rate budget and rotation, outage episodes, freshness); it is kept whole so one
+reading shows a cycle's order of steps.
 """
 
 from __future__ import annotations

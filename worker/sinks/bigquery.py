@@ -5,6 +5,10 @@ row's key and values: a retried request is deduplicated by BigQuery on a best-ef
 and a bar whose values changed gets a new id. HISTORY rows go through load jobs, which are
 free and take large batches (streaming is billed). The table keeps every version of a bar;
 the ``market_data_ohlcv_latest`` view picks the newest one.
+
+Its size is the client's error handling (which answers are retried, which rows are refused
+and why) next to the two write paths it applies to; the other datasets' schemas live in
+:mod:`worker.sinks.bigquery_datasets`.
 """
 
 from __future__ import annotations
