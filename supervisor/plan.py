@@ -13,19 +13,19 @@ from typing import Iterable, TextIO
 
 from core import exit_codes
 from core.protocol import WorkerState
+from core.series import series_key
 from core.shards import Shard
 from supervisor.workers import WorkerHandle
-
-DATASET = "ohlcv"
 
 
 def plan_lines(workers: Iterable[WorkerHandle], shard: Shard | None) -> list[str]:
     lines = []
     for worker in workers:
         plan = worker.series_plan
-        for exchange, symbol, timeframe in (plan.series if plan is not None else []):
-            lines.append(json.dumps({"exchange": exchange, "symbol": symbol, "dataset": DATASET,
-                                     "timeframe": timeframe, "shard": shard.index if shard else 0}))
+        for series in (series_key(*s) for s in (plan.series if plan is not None else [])):
+            lines.append(json.dumps({"exchange": series.exchange, "symbol": series.symbol,
+                                     "dataset": series.dataset, "timeframe": series.timeframe,
+                                     "shard": shard.index if shard else 0}))
     return lines
 
 

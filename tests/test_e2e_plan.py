@@ -58,3 +58,13 @@ def test_bad_shard_exits_2(sim, tmp_path) -> None:
     proc = run(config, "--shard", "3/3")
     proc.communicate(timeout=30)
     assert proc.returncode == 2
+
+
+def test_plan_names_the_dataset_of_each_series(sim, tmp_path) -> None:
+    config = universe_config(tmp_path, sim, {"binanceusdm": {"symbols": [
+        {"symbol": "BTC/USDT:USDT", "timeframes": ["1h"], "funding_rates": True, "open_interest": ["5m"]}]}})
+    proc = run(config)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-1500:]
+    assert sorted((line["dataset"], line["timeframe"]) for line in plan_lines(stdout)) == [
+        ("funding_rates", ""), ("ohlcv", "1h"), ("open_interest", "5m")]
