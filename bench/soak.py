@@ -240,6 +240,11 @@ class Soak:
         self._wait(lambda: all(self._clean_cycle_after(e, cleared_ms) for e in EXCHANGES), 180,
                    "a clean cycle on every exchange after the faults")
         time.sleep(2 * self.interval_s)                              # the last repairs' writes
+        # The audited range (whole minutes after the first healthy one, up to the minute before
+        # the stop) spans at least the soak's minutes plus one: a short soak must not end
+        # within a minute of its start and leave AUDIT an empty range.
+        audited_until_ms = self._audit_start_ms() + (int(self.minutes) + 1) * MINUTE_MS
+        time.sleep(max(0.0, (audited_until_ms + MINUTE_MS + 2_000) / 1000 - time.time()))
         self.result.uss_end = self.uss()
         self.stop_ms = int(time.time() * 1000)
         self.proc.send_signal(signal.SIGTERM)
@@ -265,8 +270,11 @@ class Soak:
                 raise RuntimeError(f"soak: the supervisor exited ({self.proc.returncode}) waiting for {what}")
             time.sleep(0.5)
 
+    def _audit_start_ms(self) -> int:
+        return (self.first_ms // MINUTE_MS + 1) * MINUTE_MS
+
     def _audit(self) -> None:
-        start = (self.first_ms // MINUTE_MS + 1) * MINUTE_MS
+        start = self._audit_start_ms()
         end = self.stop_ms // MINUTE_MS * MINUTE_MS - MINUTE_MS
         self.result.audit_range = (_iso(start), _iso(end))
         path = self.workdir / "audit-stdout.log"
