@@ -45,6 +45,26 @@ from .oracle import served_bar, truth
 from .prices import quiet_minutes
 from .server import EXCHANGES, ExchangeSimulator, RequestRecord, ccxt_config
 
-__all__ = ["EXCHANGES", "FAULT_KINDS", "Binance", "Bitget", "Dialect", "Gate", "Hyperliquid", "ExchangeSimulator", "Kraken", "MarketSpec",
-           "Okx", "RateLimitConfig", "Reply", "Request", "RequestRecord", "add_market", "ccxt_config",
-           "default_rate_limits", "quiet_minutes", "served_bar", "truth"]
+__all__ = [
+    "Binance",
+    "Bitget",
+    "Dialect",
+    "EXCHANGES",
+    "ExchangeSimulator",
+    "FAULT_KINDS",
+    "Gate",
+    "Hyperliquid",
+    "Kraken",
+    "MarketSpec",
+    "Okx",
+    "RateLimitConfig",
+    "Reply",
+    "Request",
+    "RequestRecord",
+    "add_market",
+    "ccxt_config",
+    "default_rate_limits",
+    "quiet_minutes",
+    "served_bar",
+    "truth",
+]

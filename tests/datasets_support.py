@@ -30,7 +30,8 @@ def sqlite_points(path: Path, table: str) -> dict[tuple, tuple]:
 def bigquery_points(fake: Any, table: str) -> dict[tuple, tuple]:
     client = bigquery_client(fake)
     try:
-        rows = [dict(r.items()) for r in client.query(f"SELECT * FROM `{BQ_PROJECT}.{BQ_DATASET}.{table}_latest`").result()]
+        query = f"SELECT * FROM `{BQ_PROJECT}.{BQ_DATASET}.{table}_latest`"
+        rows = [dict(r.items()) for r in client.query(query).result()]
     finally:
         client.close()
     index = _index(rows)
@@ -45,7 +46,8 @@ def _index(rows: list[dict]) -> dict[tuple, tuple]:
         if "funding_rate" in r:
             out[(r["exchange"], r["symbol"], ts)] = (r["funding_rate"],)
         else:
-            out[(r["exchange"], r["symbol"], r["timeframe"], ts)] = (r["open_interest_amount"], r["open_interest_value"])
+            key = (r["exchange"], r["symbol"], r["timeframe"], ts)
+            out[key] = (r["open_interest_amount"], r["open_interest_value"])
     return out
 
 

@@ -67,7 +67,8 @@ def test_history_stores_the_truth_reports_what_binance_no_longer_serves_and_a_re
     audit = Collector(config, "--mode", "audit", "--start", iso_arg(start), "--end", iso_arg(end), env=env)
     assert audit.wait(120) == 0, audit.stderr()[-3000:]
     summaries = {(e["symbol"], e.get("timeframe")): e for e in audit.events("audit_summary")}
-    assert summaries[(BTC, "")]["repairable"] == 0 and summaries[(BTC, "")]["stored"] == summaries[(BTC, "")]["expected"]
+    funding_audit = summaries[(BTC, "")]
+    assert funding_audit["repairable"] == 0 and funding_audit["stored"] == funding_audit["expected"]
     oi_audit = summaries[(BTC, "1h")]
     assert oi_audit["repairable"] == 0 and {g["kind"] for g in oi_audit["gaps"]} == {"unavailable"}
 
@@ -80,10 +81,12 @@ def test_audit_repair_fills_a_deleted_funding_row(sim, tmp_path) -> None:
     start, end = (now - 10 * DAY) // HOUR * HOUR, (now - 2 * HOUR) // HOUR * HOUR
     history = Collector(config, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end))
     assert history.wait(90) == 0, history.stderr()[-3000:]
-    full_funding, full_oi = sqlite_points(tmp_path / "md.sqlite", FUNDING), sqlite_points(tmp_path / "md.sqlite", OPEN_INTEREST)
+    store = tmp_path / "md.sqlite"
+    full_funding, full_oi = sqlite_points(store, FUNDING), sqlite_points(store, OPEN_INTEREST)
+    nth_stamp = "(SELECT timestamp FROM {table} ORDER BY timestamp LIMIT 1 OFFSET {n})"
     with sqlite3.connect(tmp_path / "md.sqlite") as conn:
-        conn.execute(f"DELETE FROM {FUNDING} WHERE timestamp = (SELECT timestamp FROM {FUNDING} ORDER BY timestamp LIMIT 1 OFFSET 5)")
-        conn.execute(f"DELETE FROM {OPEN_INTEREST} WHERE timestamp = (SELECT timestamp FROM {OPEN_INTEREST} ORDER BY timestamp LIMIT 1 OFFSET 3)")
+        conn.execute(f"DELETE FROM {FUNDING} WHERE timestamp = " + nth_stamp.format(table=FUNDING, n=5))
+        conn.execute(f"DELETE FROM {OPEN_INTEREST} WHERE timestamp = " + nth_stamp.format(table=OPEN_INTEREST, n=3))
 
     audit = Collector(config, "--mode", "audit", "--repair", "--start", iso_arg(start), "--end", iso_arg(end))
     assert audit.wait(90) == 0, audit.stderr()[-3000:]

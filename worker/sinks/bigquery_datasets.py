@@ -24,7 +24,8 @@ _COMMON = {
 }
 
 FUNDING_SCHEMA = [
-    bigquery.SchemaField("timestamp", "TIMESTAMP", mode=_REQ, description="Funding time as the exchange reports it (UTC)"),
+    bigquery.SchemaField("timestamp", "TIMESTAMP", mode=_REQ,
+                         description="Funding time as the exchange reports it (UTC)"),
     _COMMON["exchange"], _COMMON["symbol"],
     bigquery.SchemaField("funding_rate", "FLOAT", mode=_REQ, description="Realized funding rate"),
     _COMMON["ingested_at"],
