@@ -9,6 +9,10 @@ Ideals come from the rate limit the product must respect: ccxt's pacing for the 
 (``rateLimit`` x the endpoint's cost), which for Binance klines is also exactly what the
 exchange allows (6,000 weight / 60 s, weight 2 = 50 requests/s = 20 ms per request).
 Everything talks to the exchange simulator, in its own process, on 127.0.0.1.
+
+Each scenario is a method of :class:`Bench` because they share one simulator process, one work
+directory and one table of figures; what a scenario runs lives in ``bench.inprocess``,
+``bench.cli``, ``bench.pipeline``, ``bench.scale`` and ``bench.soak``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ HTTP control (for a subprocess): ``GET /_control`` returns :meth:`state`;
 set_latency, set_clock_offset, add_fault, clear_faults, set_rate_limit,
 reset_counters, clear_requests, counters, faults, state, requests.
 :meth:`ExchangeSimulator.add_control` serves more operations the same way at another path.
+
+The module stays whole above 400 lines because its knobs, its request path (clock, fault, rate
+limit, dialect) and its HTTP control share one lock and one state; the dialects, prices,
+faults and limits it uses each live in a module of their own.
 """
 from __future__ import annotations
 
