@@ -69,11 +69,12 @@ def fill(volume: Path, leave: int = 0) -> Path:
     """Write a filler file until the volume has no space left, then give back ``leave`` bytes."""
     filler = volume / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as handle:
+    # Unbuffered: a buffered file keeps the chunk that did not fit and raises ENOSPC again
+    # when the ``with`` block closes it.
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(chunk)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     if leave:
