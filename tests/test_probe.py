@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from core import exit_codes
 from tests.e2e_support import e2e_config
 
@@ -27,6 +29,10 @@ def run_probe(config: Path, *args: str) -> subprocess.CompletedProcess:
 def probe(tmp_path: Path, sim: Any, exchange: str, symbol: str = "BTC/USDT") -> dict:
     sim.set_rate_limit(exchange, enabled=False)
     config = e2e_config(tmp_path, sim, {exchange: [{"symbol": symbol, "timeframes": ["1m"]}]})
+    # ccxt's own pacing (Kraken: 1 s a request) would make the bisection slow; the simulator is local.
+    data = yaml.safe_load(config.read_text())
+    data["exchanges"][exchange]["ccxt"]["rateLimit"] = 20
+    config.write_text(yaml.safe_dump(data))
     done = run_probe(config, "--exchange", exchange)
     assert done.returncode == exit_codes.OK, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
