@@ -89,7 +89,7 @@ async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
         if request.timeframe not in client.timeframes():
             raise ValueError(f"--timeframe {request.timeframe}: not offered by {request.exchange_id} "
                              f"(offered: {', '.join(client.timeframes())})")
-        tf_ms = client._exchange.parse_timeframe(request.timeframe) * 1000
+        tf_ms = client.timeframe_ms(request.timeframe)
         limit = client.max_ohlcv_limit(symbol, request.timeframe) or DEFAULT_PAGE
         prober = Prober(client, symbol, request.timeframe, tf_ms)
         bucket = now_ms // tf_ms * tf_ms
