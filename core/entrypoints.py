@@ -13,6 +13,7 @@ WORKER_MAIN = "worker.process:worker_main"        # (spec, channel)
 PREPARE_STORE = "worker.preflight:prepare_store"  # (storage, channel, level)
 WORKER_PRELOAD = "worker.preload"                 # imported once by the forkserver
 EXPORT_MAIN = "worker.export:export_main"         # (request, channel)
+PROBE_MAIN = "worker.probe:probe_main"            # (request)
 
 
 def run_entrypoint(path: str, *args: Any) -> None:

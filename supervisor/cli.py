@@ -26,6 +26,7 @@ from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.coverage_page import write_coverage_report
 from supervisor.export import run_export
+from supervisor.probe import probe_params, run_probe
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
@@ -45,11 +46,13 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m supervisor",
                                      description="Collect OHLCV candles from exchanges into BigQuery or SQLite.")
-    parser.add_argument("--mode", choices=("live", "history", "audit", "export", "plan"), default="live",
+    parser.add_argument("--mode", choices=("live", "history", "audit", "export", "plan", "probe"),
+                        default="live",
                         help="live: poll forever (default); history: backfill --start..--end and exit; "
                              "audit: classify the store's gaps in --start..--end and exit; "
                              "export: write the stored rows of --start..--end as files under --out; "
-                             "plan: print the series this shard collects (JSON lines) and exit")
+                             "plan: print the series this shard collects (JSON lines) and exit; "
+                             "probe: show what one --exchange serves (page size, since, oldest bar) and exit")
     parser.add_argument("--repair", action="store_true",
                         help="audit: also fill the gaps the exchange can still serve")
     parser.add_argument("--start", help="HISTORY start, ISO-8601 (naive = UTC), inclusive")
@@ -67,6 +70,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", metavar="DIR", help="export: the directory the files go under")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                         help="export: file format (default parquet)")
+    parser.add_argument("--symbol", help="probe: the market to ask for (default: first configured, else BTC/USDT)")
+    parser.add_argument("--timeframe", help="probe: the timeframe to ask for (default 1m)")
     return parser.parse_args(argv)
 
 
@@ -90,7 +95,9 @@ def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, in
         raise UsageError("--out and --format only apply to --mode export")
     if args.mode == "export" and not args.out:
         raise UsageError("--mode export needs --out DIR")
-    if args.mode in ("live", "plan"):
+    if (args.symbol or args.timeframe) and args.mode != "probe":
+        raise UsageError("--symbol and --timeframe only apply to --mode probe")
+    if args.mode in ("live", "plan", "probe"):
         if args.start or args.end:
             raise UsageError("--start and --end only apply to --mode history and --mode audit")
         return None, None
@@ -144,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config or os.environ.get("CONFIG_PATH") or "config.yaml"
     try:
         config = load_config(config_path)
-        exchanges = (list(dict.fromkeys(args.exchange or [])) if args.mode == "export"
+        exchanges = (list(dict.fromkeys(args.exchange or [])) if args.mode in ("export", "probe")
                      else select_exchanges(config, args.exchange))
         start_ms, end_ms = history_range(args, int(datetime.now(UTC).timestamp() * 1000))
         shard = parse_shard(args.shard, os.environ)
@@ -160,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.validate_config:
         print(f"{config_path}: valid ({len(config.exchanges)} exchanges, {config.series_count()} series)")
         return exit_codes.OK
+    if args.mode == "probe":
+        if len(exchanges) != 1:
+            print("error: --mode probe needs exactly one --exchange ID", file=sys.stderr)
+            return exit_codes.USAGE
+        return run_probe(probe_params(config, exchanges[0], args.symbol, args.timeframe or "1m"))
     if args.mode == "export":
         assert start_ms is not None and end_ms is not None
         request = ExportRequest(config.storage, start_ms, end_ms, args.out, args.format or "parquet",

@@ -253,6 +253,18 @@ class ExchangeClient:
         """ccxt's open interest structures of one period, retried and translated like candles."""
         return await self._call("fetch_open_interest_history", symbol, period, since, limit, params or {})
 
+    def timeframes(self) -> list[str]:
+        """The timeframes ccxt lists for this exchange (what ``--mode probe`` reports)."""
+        return list((getattr(self._exchange, "timeframes", None) or {}).keys())
+
+    def timeframe_ms(self, timeframe: str) -> int:
+        """One bar of ``timeframe`` in milliseconds, as ccxt counts it."""
+        return int(self._exchange.parse_timeframe(timeframe) * 1000)
+
+    def rate_limit_ms(self) -> float:
+        """The pace ccxt keeps between two requests, in milliseconds."""
+        return float(getattr(self._exchange, "rateLimit", 0) or 0)
+
     def market(self, symbol: str) -> dict[str, Any] | None:
         """ccxt's market structure of ``symbol``, or None when the exchange does not list it."""
         return (self._exchange.markets or {}).get(symbol)
