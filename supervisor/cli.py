@@ -26,11 +26,11 @@ from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.coverage_page import write_coverage_report
 from supervisor.export import run_export
-from supervisor.probe import probe_params, run_probe
 from supervisor.health import HealthServer
 from supervisor.logs import LOG_FORMATS, LokiConfig, start_log_listener
 from supervisor.metrics import CONTENT_TYPE, CollectorMetrics
 from supervisor.paths import unusable_paths
+from supervisor.probe import probe_params, run_probe
 from supervisor.progress import HistoryProgressBar
 
 log = logging.getLogger(__name__)
