@@ -7,6 +7,7 @@ supervisor whether a restart can help.
 # -- the command (``python -m supervisor`` / ``tda-collector``) -----------------------------
 OK = 0                  # success; LIVE: stopped by SIGTERM/SIGINT; HISTORY: every series covered
 HISTORY_INCOMPLETE = 1  # HISTORY finished, some series failed; AUDIT: repairable gaps left
+UNREACHABLE = 1         # probe: the exchange could not be reached
 USAGE = 2               # bad usage or bad config; LIVE: every exchange's config unusable
 BOOT_FAILURE = 3        # the supervisor itself could not start (store, health port, paths)
 

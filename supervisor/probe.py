@@ -25,11 +25,11 @@ def probe_params(config: AppConfig, exchange_id: str, symbol: str | None, timefr
 
 
 def run_probe(params: dict[str, Any]) -> int:
-    """The child's exit code is already the command's (OK, USAGE, or 1 when unreachable)."""
+    """The child's exit code is already the command's (OK, USAGE, or UNREACHABLE)."""
     sys.stdout.flush()
     process = multiprocessing.get_context("spawn").Process(target=run_entrypoint, name="probe",
                                                            args=(PROBE_MAIN, params))
     process.start()
     process.join()
     code = process.exitcode
-    return code if code in (exit_codes.OK, exit_codes.USAGE) else exit_codes.HISTORY_INCOMPLETE
+    return code if code in (exit_codes.OK, exit_codes.USAGE) else exit_codes.UNREACHABLE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from core import exit_codes
+from core.timefmt import parse_iso_utc
 from tests.e2e_support import e2e_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def probe(tmp_path: Path, sim: Any, exchange: str, symbol: str = "BTC/USDT") -> 
 
 
 def minutes_ago(iso: str) -> float:
-    return (time.time() - calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))) * 1000 / MINUTE
+    return (time.time() * 1000 - parse_iso_utc(iso)) / MINUTE
 
 
 def test_binance_full_pages_since_honoured_open_bar(tmp_path, sim):
@@ -65,7 +65,7 @@ def test_closed_port_exits_1(tmp_path, sim):
     config = e2e_config(tmp_path, sim, {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]})
     config.write_text(config.read_text().replace(sim.base_url.rsplit(":", 1)[1].split("/")[0], "9"))
     done = run_probe(config, "--exchange", "binance")
-    assert done.returncode == exit_codes.HISTORY_INCOMPLETE, done.stderr
+    assert done.returncode == exit_codes.UNREACHABLE, done.stderr
 
 
 def test_unknown_exchange_exits_2(tmp_path, sim):

@@ -257,10 +257,6 @@ class ExchangeClient:
         """The timeframes ccxt lists for this exchange (what ``--mode probe`` reports)."""
         return list((getattr(self._exchange, "timeframes", None) or {}).keys())
 
-    def timeframe_ms(self, timeframe: str) -> int:
-        """One bar of ``timeframe`` in milliseconds, as ccxt counts it."""
-        return int(self._exchange.parse_timeframe(timeframe) * 1000)
-
     def rate_limit_ms(self) -> float:
         """The pace ccxt keeps between two requests, in milliseconds."""
         return float(getattr(self._exchange, "rateLimit", 0) or 0)

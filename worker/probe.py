@@ -15,6 +15,8 @@ from typing import Any
 
 from core import exit_codes
 from core.retry import Backoff
+from core.timefmt import iso_utc
+from core.timeframes import timeframe_ms
 from worker.errors import ExchangeSetupError, ExchangeUnavailable
 from worker.exchange import ExchangeClient
 
@@ -34,10 +36,6 @@ class ProbeRequest:
     timeframe: str
     configured_symbols: tuple[str, ...]
     as_json: bool
-
-
-def iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Prober:
@@ -89,7 +87,7 @@ async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
         if request.timeframe not in client.timeframes():
             raise ValueError(f"--timeframe {request.timeframe}: not offered by {request.exchange_id} "
                              f"(offered: {', '.join(client.timeframes())})")
-        tf_ms = client.timeframe_ms(request.timeframe)
+        tf_ms = timeframe_ms(request.timeframe)
         limit = client.max_ohlcv_limit(symbol, request.timeframe) or DEFAULT_PAGE
         prober = Prober(client, symbol, request.timeframe, tf_ms)
         bucket = now_ms // tf_ms * tf_ms
@@ -102,7 +100,7 @@ async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
                 "timeframes": client.timeframes(), "rate_limit_ms": client.rate_limit_ms(),
                 "page_size": len(deep), "since_honoured": bool(first) and first[0][0] == honoured_since,
                 "open_bar_included": bool(newest) and newest[-1][0] == bucket,
-                "oldest_bar": iso(oldest), "requests": prober.requests}
+                "oldest_bar": None if oldest is None else iso_utc(oldest), "requests": prober.requests}
     finally:
         await client.close()
 
@@ -126,6 +124,6 @@ def probe_main(params: dict[str, Any]) -> None:
         sys.exit(exit_codes.USAGE)
     except Exception as exc:  # noqa: BLE001 -- network errors, exchange down: the user needs the reason
         print(f"error: {request.exchange_id} cannot be reached: {exc}", file=sys.stderr)
-        sys.exit(exit_codes.HISTORY_INCOMPLETE)
+        sys.exit(exit_codes.UNREACHABLE)
     print(json.dumps(result) if request.as_json else render(result), flush=True)
     sys.exit(exit_codes.OK)
