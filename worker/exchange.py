@@ -51,6 +51,14 @@ ARCHIVE_PAGES = {"okx": (1439, 100)}
 # ccxt decides on its own clock when it sends the request, a little later than we ask.
 ARCHIVE_MARGIN_BARS = 10
 
+# Where ccxt's ``features`` limit and its own ``fetch_ohlcv`` disagree, the candles a request
+# really carries, by (exchange id, market type). Binance derivatives: features say 500, while
+# binance.fetch_ohlcv sends up to 1,000 (Binance serves 1,500 on /fapi and /dapi klines, but
+# ccxt caps the limit it sends at 1,000); paging by 500 would double a backfill's requests.
+OHLCV_PAGE_OVERRIDES: dict[tuple[str, str], int] = {
+    (exchange, market_type): 1000
+    for exchange in ("binance", "binanceusdm", "binancecoinm") for market_type in ("swap", "future")}
+
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
                    "kraken": ("public", "get", "OHLC")}
@@ -172,10 +180,11 @@ class ExchangeClient:
                         since_ms: int | None = None) -> int | None:
         """Candles per request the exchange serves at most from ``since_ms``.
 
-        ccxt's ``features`` give the page size, except where the exchange serves older bars
-        from an archive endpoint with smaller pages (``ARCHIVE_PAGES``).
+        ccxt's ``features`` give the page size, except where ccxt's own code sends another
+        (``OHLCV_PAGE_OVERRIDES``) or the exchange serves older bars from an archive endpoint
+        with smaller pages (``ARCHIVE_PAGES``).
         """
-        limit = self._features_ohlcv_limit(symbol)
+        limit = self._ohlcv_page_override(symbol) or self._features_ohlcv_limit(symbol)
         archive = ARCHIVE_PAGES.get(self.exchange_id)
         if archive is None or timeframe is None or since_ms is None:
             return limit
@@ -184,6 +193,10 @@ class ExchangeClient:
         if since_ms < border:
             return min(limit or archive_limit, archive_limit)
         return limit
+
+    def _ohlcv_page_override(self, symbol: str) -> int | None:
+        market = self.market(symbol) or {}
+        return OHLCV_PAGE_OVERRIDES.get((self.exchange_id, market.get("type") or "spot"))
 
     def _features_ohlcv_limit(self, symbol: str) -> int | None:
         ex = self._exchange
