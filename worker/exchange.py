@@ -61,7 +61,8 @@ OHLCV_PAGE_OVERRIDES: dict[tuple[str, str], int] = {
 
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
-                   "kraken": ("public", "get", "OHLC")}
+                   "kraken": ("public", "get", "OHLC"), "kucoin": ("public", "get", "market/candles"),
+                   "coinbase": ("v3", "public", "get", "brokerage/market/products/{product_id}/candles")}
 
 
 def translate(exc: Exception) -> Exception:
@@ -232,7 +233,7 @@ class ExchangeClient:
         """How long ccxt's throttler spaces two OHLCV requests: ``rateLimit`` x the endpoint's cost.
 
         Binance: 50 ms x 0.4 = 20 ms (3,000 klines a minute); OKX 110 ms x 0.5; Kraken
-        1,000 ms x 1.2. Unknown endpoints cost 1.
+        1,000 ms x 1.2; KuCoin 7.5 ms x 3; Coinbase 34 ms x 3. Unknown endpoints cost 1.
         """
         ex = self._exchange
         rate_limit_ms = float(getattr(ex, "rateLimit", 0) or 0)
