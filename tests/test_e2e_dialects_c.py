@@ -49,7 +49,7 @@ def run(sim, tmp_path, collectors, exchange: str, *args: str) -> Collector:
     return collector
 
 
-@pytest.mark.parametrize("exchange", list(CASES))
+@pytest.mark.parametrize("exchange", ["kucoin", pytest.param("coinbase", marks=pytest.mark.slow)])  # ~11 s, ~19 s
 def test_history_equals_truth_then_rerun_fetches_nothing_and_audit_is_clean(
         sim, tmp_path, collectors, exchange: str) -> None:
     sim.set_rate_limit(exchange, enabled=False)
@@ -64,9 +64,10 @@ def test_history_equals_truth_then_rerun_fetches_nothing_and_audit_is_clean(
     store = values_of(sqlite_latest(tmp_path / "md.sqlite").get(series, {}))
     assert truth_diff(store, truth_bars(series, start, end)) == {}
     assert summary["rows"] == len(store) > 2000
-    # The fewest requests that carry the range, plus at most a probe of the first page.
+    # The fewest requests that carry the range; a window ending in a minute without trades
+    # costs one more request (was it cut short?), and a few windows do.
     ideal = math.ceil((end - start) / MINUTE_MS / page)
-    assert ideal <= candle_requests(sim, exchange) <= ideal + 2
+    assert ideal <= candle_requests(sim, exchange) <= ideal * 1.1 + 2
 
     before = candle_requests(sim, exchange)
     run(sim, tmp_path, collectors, exchange, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end))
