@@ -37,7 +37,7 @@ subclass of a dialect (``Binance``, ``Kraken``, ``Okx``; a dialect maps a ``Requ
 ``python -m simulator --port 8900`` runs one on its own.
 """
 
-from .dialects import Binance, Bitget, Dialect, Gate, Hyperliquid, Kraken, Okx, Reply, Request
+from .dialects import Binance, Bitget, Coinbase, Dialect, Gate, Hyperliquid, Kraken, Kucoin, Okx, Reply, Request
 from .faults import FAULT_KINDS
 from .limits import RateLimitConfig, default_rate_limits
 from .markets import MarketSpec, add_market
@@ -48,6 +48,7 @@ from .server import EXCHANGES, ExchangeSimulator, RequestRecord, ccxt_config
 __all__ = [
     "Binance",
     "Bitget",
+    "Coinbase",
     "Dialect",
     "EXCHANGES",
     "ExchangeSimulator",
@@ -55,6 +56,7 @@ __all__ = [
     "Gate",
     "Hyperliquid",
     "Kraken",
+    "Kucoin",
     "MarketSpec",
     "Okx",
     "RateLimitConfig",
