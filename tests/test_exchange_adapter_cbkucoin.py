@@ -76,3 +76,14 @@ def test_kucoin_backfills_in_its_public_pool_without_429s(sim: ExchangeSimulator
     counters = sim.counters("kucoin")
     assert counters.get("endpoint:market/candles", 0) >= 150
     assert counters.get("status:429", 0) == 0
+
+
+def test_a_kucoin_429_waits_until_its_pool_resets() -> None:
+    """KuCoin sends no Retry-After; gw-ratelimit-reset says in milliseconds when the pool resets."""
+    import ccxt
+
+    from tests.test_exchange_adapter import fetch_with
+
+    go, sleeps, _ = fetch_with([ccxt.RateLimitExceeded("429000")], [[1]], headers={"gw-ratelimit-reset": "2500"})
+    assert asyncio.run(go()) == [[1]]
+    assert sleeps == [2.5]

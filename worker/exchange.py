@@ -65,6 +65,10 @@ OHLCV_PAGE_OVERRIDES: dict[tuple[str, str], int] = {
 # public pool, 2,000 weight / 30 s per IP, i.e. 15 ms a unit; 16 ms leaves room at a window's edge.
 CCXT_DEFAULTS: dict[str, dict[str, Any]] = {"kucoin": {"rateLimit": 16}}
 
+# Headers that say when a rate limit resets, for exchanges that send no Retry-After, and the
+# seconds one of their units is. KuCoin: gw-ratelimit-reset, milliseconds until the pool resets.
+RATE_LIMIT_RESET_HEADERS = {"gw-ratelimit-reset": 0.001}
+
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
                    "kraken": ("public", "get", "OHLC"), "kucoin": ("public", "get", "market/candles"),
@@ -369,9 +373,24 @@ class ExchangeClient:
 
     def _rate_limit_delay(self, attempt: int) -> float | None:
         headers = getattr(self._exchange, "last_response_headers", None)
-        retry_after = parse_retry_after(headers if isinstance(headers, dict) else None)
+        headers = headers if isinstance(headers, dict) else None
+        retry_after = parse_retry_after(headers)
+        if retry_after is None:
+            retry_after = _reset_after(headers)
         if retry_after is None:
             return self._rate_limit_backoff.delay(attempt, self._rng)
         if retry_after > MAX_RETRY_AFTER_SECONDS:
             return None
         return retry_after
+
+
+def _reset_after(headers: dict | None) -> float | None:
+    """Seconds until a rate limit resets, from a header of ``RATE_LIMIT_RESET_HEADERS``."""
+    for key, value in (headers or {}).items():
+        unit = RATE_LIMIT_RESET_HEADERS.get(str(key).lower())
+        if unit is not None:
+            try:
+                return max(0.0, float(value) * unit)
+            except (TypeError, ValueError):
+                return None
+    return None
