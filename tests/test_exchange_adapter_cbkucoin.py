@@ -87,3 +87,30 @@ def test_a_kucoin_429_waits_until_its_pool_resets() -> None:
     go, sleeps, _ = fetch_with([ccxt.RateLimitExceeded("429000")], [[1]], headers={"gw-ratelimit-reset": "2500"})
     assert asyncio.run(go()) == [[1]]
     assert sleeps == [2.5]
+
+
+def test_a_coinbase_internal_error_is_retried_like_an_outage(sim: ExchangeSimulator) -> None:
+    """Coinbase answers a failure of its own with HTTP 500 {"error": "INTERNAL", ...}, which ccxt
+    raises as a plain ExchangeError (not in its exception tables): the request is retried."""
+    from worker.errors import ExchangeUnavailable
+
+    sleeps: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def fetch(faults: int) -> list:
+        client = ExchangeClient("coinbase", sim.ccxt_config("coinbase"), sleep=no_wait)
+        await client.open()
+        try:
+            sim.add_fault("coinbase", "exchange_error", count=faults, endpoint="brokerage/market/products/candles")
+            return await client.fetch_ohlcv("BTC/USD", "1m", None, 5)
+        finally:
+            await client.close()
+
+    sim.set_rate_limit("coinbase", enabled=False)
+    assert asyncio.run(fetch(2)) and len(sleeps) == 2
+    sim.clear_faults("coinbase")
+    with pytest.raises(ExchangeUnavailable, match="INTERNAL"):
+        asyncio.run(fetch(10))
+    sim.clear_faults("coinbase")

@@ -69,6 +69,12 @@ CCXT_DEFAULTS: dict[str, dict[str, Any]] = {"kucoin": {"rateLimit": 16}}
 # seconds one of their units is. KuCoin: gw-ratelimit-reset, milliseconds until the pool resets.
 RATE_LIMIT_RESET_HEADERS = {"gw-ratelimit-reset": 0.001}
 
+# Answers that say the exchange itself failed, which ccxt raises as a plain ExchangeError (the
+# code is in none of its tables): text in ccxt's message, per exchange. They are retried like
+# an outage. Coinbase Advanced Trade: HTTP 500 {"error":"INTERNAL","error_details":"internal
+# error",...}; its /v2 API: {"errors":[{"id":"internal_server_error",...}]}.
+OUTAGE_ANSWERS = {"coinbase": ('"error":"INTERNAL"', '"id":"internal_server_error"')}
+
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
                    "kraken": ("public", "get", "OHLC"), "kucoin": ("public", "get", "market/candles"),
@@ -345,7 +351,13 @@ class ExchangeClient:
                 delay = self._network_backoff.delay(network_attempt, self._rng)
                 error = exc
             except ccxt.BaseError as exc:
-                raise translate(exc) from exc
+                if not self._is_outage(exc):
+                    raise translate(exc) from exc
+                network_attempt += 1
+                if network_attempt >= self._network_backoff.attempts:
+                    raise ExchangeUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+                delay = self._network_backoff.delay(network_attempt, self._rng)
+                error = exc
             if self._aborted is not None and self._aborted.is_set():
                 raise translate(error) from error
             log.warning("%s %s failed (%s), retrying in %.1f s", self.exchange_id, method,
@@ -354,6 +366,12 @@ class ExchangeClient:
                                "delay_s": round(delay, 3), "error": str(error)[:300]})
             if not isinstance(error, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
                 await self._wait(delay)
+
+    def _is_outage(self, exc: Exception) -> bool:
+        """Whether a plain ccxt ExchangeError is the exchange failing (``OUTAGE_ANSWERS``)."""
+        text = str(exc)
+        return type(exc) is ccxt.ExchangeError and any(
+            answer in text for answer in OUTAGE_ANSWERS.get(self.exchange_id, ()))
 
     async def _respect_cooldown(self) -> None:
         remaining = self._cooldown_until - self._clock()
