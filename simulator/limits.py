@@ -11,7 +11,8 @@ hyperliquid = one bucket of 1200 weight per minute per IP for every /info reques
 :mod:`simulator.dialects.hyperliquid`).
 kucoin = the public pool: 2000 weight per fixed 30 s window per IP, shared by every public endpoint
 (klines weigh 3; weights in :mod:`simulator.dialects.kucoin`).
-coinbase = 10 requests per second per IP over every public endpoint (one bucket).
+coinbase = 10 requests per second per IP over every public endpoint (one bucket; Coinbase docs
+"Advanced Trade API rate limits"; ccxt paces public v3 endpoints at 34 ms x cost 3).
 """
 from __future__ import annotations
 

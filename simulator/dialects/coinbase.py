@@ -12,8 +12,6 @@ from .base import BadRequest, Dialect, Reply, Request, RowLayout
 
 _CANDLES = re.compile(r"^/api/v3/brokerage/market/products/([^/]+)/candles$")
 _NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "SOL": "Solana", "USD": "US Dollar"}
-# Advanced Trade public endpoints are throttled per IP, 10 requests a second (Coinbase docs
-# "Advanced Trade API rate limits"; ccxt: rateLimit 34 ms x cost 3 for every public v3 endpoint).
 
 
 class Coinbase(Dialect):
