@@ -58,10 +58,13 @@ def open_interest_at(spec: MarketSpec, ts_ms: int) -> tuple[str, str]:
 
 
 def open_interest_points(spec: MarketSpec, period_ms: int, start_ms: int, end_ms: int,
-                         now_ms: int) -> list[tuple[int, str, str]]:
-    """Closed periods (open + period <= now) opening in [start, end), ascending."""
+                         now_ms: int, shift_ms: int = 0) -> list[tuple[int, str, str]]:
+    """Closed periods (open + period <= now) opening in [start, end), ascending.
+
+    ``shift_ms`` moves the period grid back, as OKX's Hong Kong days open at 16:00 UTC.
+    """
     first = max(start_ms, spec.listed_ms)
-    ts = -(-first // period_ms) * period_ms
+    ts = -(-(first + shift_ms) // period_ms) * period_ms - shift_ms
     points = []
     while ts < end_ms and ts + period_ms <= now_ms:
         points.append((ts, *open_interest_at(spec, ts)))

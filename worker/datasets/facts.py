@@ -5,8 +5,9 @@ Checked against ccxt 4.5.90 and the exchanges' API docs:
   GET /futures/data/openInterestHist, limit up to 500, periods 5m..1d, "only the data of the
   latest 1 month is available" (30 days).
 - OKX: GET /api/v5/public/funding-rate-history, 100 a page, newest first, about the last 3
-  months; GET /api/v5/rubik/stat/contracts/open-interest-history, periods 5m, 1H, 1D, 100 a
-  page (ccxt windows ``since`` + limit periods).
+  months; GET /api/v5/rubik/stat/contracts/open-interest-history, 100 a page (ccxt windows
+  ``since`` + limit periods). ccxt asks only for 5m, 1H and 1D, and OKX's 1D opens at Hong
+  Kong midnight (16:00 UTC), off the UTC day grid every stored period is on: 5m and 1h only.
 An exchange not listed here is used through ccxt with a conservative page and no known
 history limit.
 """
@@ -37,7 +38,7 @@ FUNDING: dict[str, DatasetFacts] = {
 OPEN_INTEREST: dict[str, DatasetFacts] = {
     "binanceusdm": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
     "binance": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
-    "okx": DatasetFacts(100, periods=("5m", "1h", "1d")),
+    "okx": DatasetFacts(100, periods=("5m", "1h")),
 }
 
 DEFAULT = DatasetFacts(100)
