@@ -15,7 +15,18 @@ from tests.datasets_support import (
     open_interest_truth,
     sqlite_points,
 )
-from tests.e2e_support import Collector, bigquery_env, bigquery_storage, e2e_config, iso_arg, poll
+from tests.e2e_support import (
+    Collector,
+    bigquery_env,
+    bigquery_storage,
+    e2e_config,
+    iso_arg,
+    poll,
+    sqlite_latest,
+    truth_bars,
+    truth_diff,
+    values_of,
+)
 
 HOUR, DAY = 3_600_000, 86_400_000
 EX, BTC, SOL = "binanceusdm", "BTC/USDT:USDT", "SOL/USDT:USDT"
@@ -127,12 +138,13 @@ def _next_funding_boundary(now_s: float) -> int:
 
 
 @pytest.mark.parametrize("exchange,kind", [
-    (EX, "sqlite"), (EX, "bigquery"), ("okx", "sqlite"), pytest.param("okx", "bigquery", marks=pytest.mark.slow)])
+    (EX, "sqlite"), (EX, "bigquery"), ("okx", "sqlite"), pytest.param("okx", "bigquery", marks=pytest.mark.slow),
+    pytest.param("binance", "sqlite", marks=pytest.mark.slow)])
 def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
         tmp_path, collectors, exchange, kind, request) -> None:
     """The simulator's clock runs 12 s before a funding time, which is also the close of a 5m
     open-interest period; with BigQuery the store is down while they appear. OKX pages its
-    funding newest first, Binance oldest first."""
+    funding newest first, Binance oldest first; ``binance`` with a swap symbol uses USDⓈ-M."""
     from simulator import ExchangeSimulator
     from simulator.derivatives import truth_funding, truth_open_interest
 
@@ -146,6 +158,8 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
         storage["bigquery"].update(retry_deadline_seconds=2, request_timeout_seconds=2)
     config = e2e_config(tmp_path, sim, {exchange: [{"symbol": BTC, "funding_rates": True, "open_interest": ["5m"]}]},
                         storage=storage)
+    if exchange == "binance":
+        _with_swaps(config)
     live = Collector(config, env=env)
     collectors.append(live)
     live.wait_healthy(30)
@@ -154,8 +168,9 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
         outage = fake.add_fault("http_503", op="insertAll", duration=max(1.0, boundary - (time.time() + shift)) + 6)
 
     boundary_ms = boundary * 1000
-    funding = truth_funding(exchange, BTC, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
-    period = truth_open_interest(exchange, BTC, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
+    served_by = EX if exchange == "binance" else exchange   # the same USDⓈ-M market
+    funding = truth_funding(served_by, BTC, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
+    period = truth_open_interest(served_by, BTC, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
     assert len(funding) == 1 and len(period) == 1
     funding_key, period_key = (exchange, BTC, funding[0][0]), (exchange, BTC, "5m", boundary_ms - 300_000)
 
@@ -208,3 +223,39 @@ def test_okx_history_pages_funding_back_reports_what_it_no_longer_serves_and_aud
     assert funding_audit and funding_audit[0]["repairable"] == 0
     assert {g["kind"] for g in funding_audit[0]["gaps"]} == {"unavailable"}
     assert all(e["repairable"] == 0 for e in summaries.values())
+
+
+def _with_swaps(config, exchange: str = "binance"):
+    """Let ccxt's ``binance`` load the USDⓈ-M markets too, as it does by default; the
+    simulator's ccxt settings keep it to spot for speed."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data["exchanges"][exchange]["ccxt"]["options"]["fetchMarkets"] = {"types": ["spot", "linear"]}
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_binance_with_a_swap_symbol_collects_the_usdm_market(sim, tmp_path) -> None:
+    """``binance`` with BTC/USDT:USDT reaches the same USDⓈ-M endpoints as ``binanceusdm``: the
+    rows are the same values, stored under the exchange id the user configured."""
+    config = _with_swaps(e2e_config(tmp_path, sim, {"binance": [
+        {"symbol": BTC, "timeframes": ["1h"], "funding_rates": True, "open_interest": ["4h"]},
+        {"symbol": "BTC/USDT", "timeframes": ["1h"]}]}))
+    now = int(time.time() * 1000)
+    start, end = (now - 35 * DAY) // HOUR * HOUR, (now - 2 * HOUR) // HOUR * HOUR
+    run = Collector(config, "--mode", "history", "--start", iso_arg(start), "--end", iso_arg(end))
+    assert run.wait(120) == 0, run.stderr()[-3000:]
+    unavailable = run.events("history_unavailable", dataset="open_interest")
+    assert len(unavailable) == 1 and unavailable[0]["unavailable_from"] == start
+    served_from = unavailable[0]["unavailable_until"]
+
+    store = tmp_path / "md.sqlite"
+    as_binance = lambda points: {("binance", *key[1:]): v for key, v in points.items()}  # noqa: E731
+    assert sqlite_points(store, FUNDING) == as_binance(funding_truth(EX, BTC, start, end, end))
+    assert sqlite_points(store, OPEN_INTEREST) == as_binance(
+        open_interest_truth(EX, BTC, "4h", 4 * HOUR, served_from, end, int(time.time() * 1000)))
+    stored = sqlite_latest(store)
+    swap, spot = ("binance", BTC, "1h"), ("binance", "BTC/USDT", "1h")
+    assert truth_diff(values_of(stored[swap]), truth_bars((EX, BTC, "1h"), start, end, end)) == {}
+    assert truth_diff(values_of(stored[spot]), truth_bars(spot, start, end, end)) == {}
