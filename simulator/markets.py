@@ -64,6 +64,10 @@ _MARKET_TABLE.update({
     ("hyperliquid", "BTC/USDC"): ("@142", 0),
     ("hyperliquid", "ETH/USDC"): ("@151", 1),
     ("hyperliquid", "SOL/USDC"): ("@156", 2),
+    # Hyperliquid perpetuals are named by their coin, settle in USDC and fund every hour.
+    ("hyperliquid", "BTC/USDC:USDC"): ("BTC", 0),
+    ("hyperliquid", "ETH/USDC:USDC"): ("ETH", 1),
+    ("hyperliquid", "SOL/USDC:USDC"): ("SOL", 2),
 })
 
 

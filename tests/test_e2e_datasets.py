@@ -30,6 +30,7 @@ from tests.e2e_support import (
 
 HOUR, DAY = 3_600_000, 86_400_000
 EX, BTC, SOL = "binanceusdm", "BTC/USDT:USDT", "SOL/USDT:USDT"
+HL_BTC = "BTC/USDC:USDC"
 
 
 def _store(kind: str, tmp_path, fake) -> tuple[dict | None, dict, callable]:
@@ -120,16 +121,19 @@ def test_a_dataset_the_symbol_or_exchange_lacks_is_skipped_at_start_and_the_rest
         "kraken": [{"symbol": "BTC/USD", "timeframes": ["1d"], "open_interest": ["1h"]}],   # no such API
         # OKX's days open at Hong Kong midnight, off the UTC grid of every stored period
         "okx": [{"symbol": BTC, "timeframes": ["1d"], "open_interest": ["1d"]}],
+        "hyperliquid": [{"symbol": HL_BTC, "timeframes": ["1d"], "open_interest": ["1h"]}],   # current value only
     })
     now = int(time.time() * 1000)
     run = Collector(config, "--mode", "history", "--start", iso_arg(now - 5 * DAY), "--end", iso_arg(now - DAY))
     assert run.wait(60) == 1   # a skipped series is not covered, as for candles
     skipped = {(e["exchange"], e["dataset"]): e["reason"] for e in run.events("series_skipped")}
-    assert set(skipped) == {("binance", "funding_rates"), ("kraken", "open_interest"), ("okx", "open_interest")}
+    assert set(skipped) == {("binance", "funding_rates"), ("kraken", "open_interest"), ("okx", "open_interest"),
+                            ("hyperliquid", "open_interest")}
+    assert "fetchOpenInterestHistory" in skipped[("hyperliquid", "open_interest")]
     assert "spot" in skipped[("binance", "funding_rates")]
     assert "(it serves 5m, 1h)" in skipped[("okx", "open_interest")]
     done = {(e["exchange"], e["dataset"]) for e in run.events("history_series_done") if e["status"] == "complete"}
-    assert done == {("binance", "ohlcv"), ("kraken", "ohlcv"), ("okx", "ohlcv")}
+    assert done == {("binance", "ohlcv"), ("kraken", "ohlcv"), ("okx", "ohlcv"), ("hyperliquid", "ohlcv")}
 
 
 def _next_funding_boundary(now_s: float) -> int:
@@ -139,7 +143,7 @@ def _next_funding_boundary(now_s: float) -> int:
 
 @pytest.mark.parametrize("exchange,kind", [
     (EX, "sqlite"), (EX, "bigquery"), ("okx", "sqlite"), pytest.param("okx", "bigquery", marks=pytest.mark.slow),
-    pytest.param("binance", "sqlite", marks=pytest.mark.slow)])
+    pytest.param("binance", "sqlite", marks=pytest.mark.slow), pytest.param("hyperliquid", "sqlite", marks=pytest.mark.slow)])
 def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
         tmp_path, collectors, exchange, kind, request) -> None:
     """The simulator's clock runs 12 s before a funding time, which is also the close of a 5m
@@ -156,7 +160,8 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
     storage, env, read = _store(kind, tmp_path, fake)
     if storage is not None:  # a write gives up quickly, so that the outage reaches the spool
         storage["bigquery"].update(retry_deadline_seconds=2, request_timeout_seconds=2)
-    config = e2e_config(tmp_path, sim, {exchange: [{"symbol": BTC, "funding_rates": True, "open_interest": ["5m"]}]},
+    symbol, periods = (HL_BTC, []) if exchange == "hyperliquid" else (BTC, ["5m"])   # no OI history there
+    config = e2e_config(tmp_path, sim, {exchange: [{"symbol": symbol, "funding_rates": True, "open_interest": periods}]},
                         storage=storage)
     if exchange == "binance":
         _with_swaps(config)
@@ -169,14 +174,14 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
 
     boundary_ms = boundary * 1000
     served_by = EX if exchange == "binance" else exchange   # the same USDⓈ-M market
-    funding = truth_funding(served_by, BTC, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
-    period = truth_open_interest(served_by, BTC, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
+    funding = truth_funding(served_by, symbol, boundary_ms, boundary_ms + 1000, boundary_ms + 1000)
+    period = truth_open_interest(served_by, symbol, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
     assert len(funding) == 1 and len(period) == 1
-    funding_key, period_key = (exchange, BTC, funding[0][0]), (exchange, BTC, "5m", boundary_ms - 300_000)
+    funding_key, period_key = (exchange, symbol, funding[0][0]), (exchange, symbol, "5m", boundary_ms - 300_000)
 
     def arrived() -> bool:
         return (read(FUNDING).get(funding_key) == (funding[0][1],)
-                and read(OPEN_INTEREST).get(period_key) == tuple(period[0][1:]))
+                and (not periods or read(OPEN_INTEREST).get(period_key) == tuple(period[0][1:])))
 
     poll(lambda: time.time() + shift >= boundary, 30, "the funding time on the exchange clock")
     appeared = time.time()
@@ -259,3 +264,29 @@ def test_binance_with_a_swap_symbol_collects_the_usdm_market(sim, tmp_path) -> N
     swap, spot = ("binance", BTC, "1h"), ("binance", "BTC/USDT", "1h")
     assert truth_diff(values_of(stored[swap]), truth_bars((EX, BTC, "1h"), start, end, end)) == {}
     assert truth_diff(values_of(stored[spot]), truth_bars(spot, start, end, end)) == {}
+
+
+@pytest.mark.slow
+def test_hyperliquid_history_stores_its_hourly_funding_500_a_page_and_audits_clean(sim, tmp_path) -> None:
+    hl = "hyperliquid"
+    config = e2e_config(tmp_path, sim, {hl: [{"symbol": HL_BTC, "timeframes": ["1h"], "funding_rates": True}]})
+    now = int(time.time() * 1000)
+    start, end = (now - 45 * DAY) // HOUR * HOUR, (now - 2 * HOUR) // HOUR * HOUR
+    args = ("--start", iso_arg(start), "--end", iso_arg(end))
+    sim.clear_requests()
+    first = Collector(config, "--mode", "history", *args)
+    assert first.wait(120) == 0, first.stderr()[-3000:]
+    store = tmp_path / "md.sqlite"
+    funding = sqlite_points(store, FUNDING)
+    assert funding == funding_truth(hl, HL_BTC, start, end, end) and len(funding) == (end - start) // HOUR
+    pages = [r for r in sim.requests if r.endpoint == "info/fundingHistory"]
+    assert len(pages) == -(-len(funding) // 500)
+    # Only the newest 5,000 hourly candles exist: 45 days of 1h bars are 1,080, all served.
+    assert truth_diff(values_of(sqlite_latest(store)[(hl, HL_BTC, "1h")]),
+                      truth_bars((hl, HL_BTC, "1h"), start, end, end)) == {}
+
+    rerun = Collector(config, "--mode", "history", *args)
+    assert rerun.wait(120) == 0 and sqlite_points(store, FUNDING) == funding
+    audit = Collector(config, "--mode", "audit", *args)
+    assert audit.wait(120) == 0, audit.stderr()[-3000:]
+    assert all(e["repairable"] == 0 and not e["gaps"] for e in audit.events("audit_summary"))

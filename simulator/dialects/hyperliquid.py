@@ -1,6 +1,14 @@
-"""Hyperliquid ``POST /info`` (spot)."""
+"""Hyperliquid ``POST /info``: spot, and perpetuals with their hourly funding history.
+
+Perpetuals checked against ccxt 4.5.90 (hyperliquid.fetch_swap_markets, parse_market,
+fetch_ohlcv, fetch_funding_rate_history) and Hyperliquid's info-endpoint docs: ``meta`` and
+asset contexts list the perpetuals by coin name (their ccxt id is the universe index);
+``fundingHistory`` returns the funding from ``startTime`` (to ``endTime``), oldest first, at
+most 500 entries a response; there is no open-interest history (only the current value).
+"""
 from __future__ import annotations
 
+from ..derivatives import funding_events
 from ..markets import MINUTE_MS, Bar, MarketSpec, bar_strings, fmt_units
 from ..prices import bucket_start, iter_bars
 from .base import BadRequest, Dialect, Reply, Request, RowLayout
@@ -16,6 +24,9 @@ _INTERVALS = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 1
 # candleSnapshot adds one per 60 candles it returns. 1200 weight a minute per IP.
 _LIGHT = frozenset({"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState",
                     "exchangeStatus"})
+FUNDING_PAGE = 500      # "Responses are limited to 500 items"
+_SZ_DECIMALS = {"BTC": 5, "ETH": 4, "SOL": 2}
+_MAX_LEVERAGE = {"BTC": 40, "ETH": 25, "SOL": 20}
 
 
 class Hyperliquid(Dialect):
@@ -35,7 +46,7 @@ class Hyperliquid(Dialect):
     @classmethod
     def ccxt_config(cls, root: str) -> dict:
         return {"urls": {"api": {"public": root, "private": root}},
-                "options": {"fetchMarkets": {"types": ["spot"]}}}
+                "options": {"fetchMarkets": {"types": ["spot", "swap"]}}}
 
     def route_request(self, path: str, body: object) -> str | None:
         if self.route(path) is None:
@@ -83,15 +94,21 @@ class Hyperliquid(Dialect):
     def info_spotMetaAndAssetCtxs(self, req: Request) -> Reply:
         ctxs = [{"prevDayPx": "1.0", "dayNtlVlm": "0.0", "markPx": "1.0", "midPx": None,
                  "circulatingSupply": "0.0", "coin": f"@{i}"} for i in range(self._last_index() + 1)]
-        for spec in self.markets.values():
+        for spec in self._spot():
             index = int(spec.native_id[1:])
             price = fmt_units(10 ** spec.price_decimals, spec.price_decimals)
             ctxs[index] = {"prevDayPx": price, "dayNtlVlm": "1000000.0", "markPx": price, "midPx": price,
                            "circulatingSupply": "21000000.0", "coin": spec.native_id}
         return Reply(body=[self._meta(), ctxs])
 
+    def _spot(self) -> list[MarketSpec]:
+        return [spec for spec in self.markets.values() if spec.native_id.startswith("@")]
+
+    def _perpetuals(self) -> list[MarketSpec]:
+        return [spec for spec in self.markets.values() if not spec.native_id.startswith("@")]
+
     def _last_index(self) -> int:
-        return max(int(spec.native_id[1:]) for spec in self.markets.values())
+        return max(int(spec.native_id[1:]) for spec in self._spot())
 
     def _meta(self) -> dict:
         tokens = [{"name": name, "szDecimals": sz, "weiDecimals": wei, "index": i,
@@ -100,8 +117,39 @@ class Hyperliquid(Dialect):
                   for i, (name, full, sz, wei) in enumerate(_TOKENS)]
         universe = [{"tokens": [_TOKEN_OF[spec.base], 0], "name": spec.native_id,
                      "index": int(spec.native_id[1:]), "isCanonical": False}
-                    for spec in self.markets.values()]
+                    for spec in self._spot()]
         return {"universe": universe, "tokens": tokens}
+
+    def info_meta(self, req: Request) -> Reply:
+        return Reply(body=self._perp_meta())
+
+    def info_metaAndAssetCtxs(self, req: Request) -> Reply:
+        ctxs = []
+        for spec in self._perpetuals():
+            price = fmt_units(10 ** spec.price_decimals, spec.price_decimals)
+            ctxs.append({"funding": "0.0000125", "openInterest": "1000.0", "prevDayPx": price,
+                         "dayNtlVlm": "1000000.0", "premium": "0.0", "oraclePx": price, "markPx": price,
+                         "midPx": price, "impactPxs": [price, price], "dayBaseVlm": "100.0"})
+        return Reply(body=[self._perp_meta(), ctxs])
+
+    def _perp_meta(self) -> dict:
+        return {"universe": [{"szDecimals": _SZ_DECIMALS.get(spec.base, 2), "name": spec.native_id,
+                              "maxLeverage": _MAX_LEVERAGE.get(spec.base, 10), "marginTableId": 1}
+                             for spec in self._perpetuals()],
+                "marginTables": [[1, {"description": "", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": 40}]}]]}
+
+    def info_fundingHistory(self, req: Request) -> Reply:
+        """Funding from ``startTime`` to ``endTime`` (inclusive), oldest first, at most 500."""
+        body = req.body if isinstance(req.body, dict) else {}
+        spec = self.markets.get(str(body.get("coin")))
+        if spec is None or spec.native_id.startswith("@") or "startTime" not in body:
+            return Reply(500, b"null")
+        start = int(body["startTime"])
+        end = int(body.get("endTime") or req.now_ms)
+        events = funding_events(spec, start, end + 1, req.now_ms)[:FUNDING_PAGE]
+        premium = "0.0"
+        return Reply(body=[{"coin": spec.native_id, "fundingRate": rate, "premium": premium, "time": ts}
+                           for ts, rate in events])
 
     def info_candleSnapshot(self, req: Request) -> Reply:
         """Candles opening in [startTime, endTime], oldest first, the open one included; only

@@ -8,6 +8,9 @@ Checked against ccxt 4.5.90 and the exchanges' API docs:
   months; GET /api/v5/rubik/stat/contracts/open-interest-history, 100 a page (ccxt windows
   ``since`` + limit periods). ccxt asks only for 5m, 1H and 1D, and OKX's 1D opens at Hong
   Kong midnight (16:00 UTC), off the UTC day grid every stored period is on: 5m and 1h only.
+- Hyperliquid: POST /info ``fundingHistory``, hourly funding, at most 500 entries from
+  ``startTime`` on, oldest first; no open-interest history (ccxt: fetchOpenInterestHistory
+  False).
 An exchange not listed here is used through ccxt with a conservative page and no known
 history limit.
 """
@@ -33,6 +36,7 @@ FUNDING: dict[str, DatasetFacts] = {
     "binanceusdm": DatasetFacts(1000),
     "binance": DatasetFacts(1000),
     "okx": DatasetFacts(100, history_days=90, newest_first=True),
+    "hyperliquid": DatasetFacts(500),
 }
 
 OPEN_INTEREST: dict[str, DatasetFacts] = {
