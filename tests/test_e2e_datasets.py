@@ -143,7 +143,8 @@ def _next_funding_boundary(now_s: float) -> int:
 
 @pytest.mark.parametrize("exchange,kind", [
     (EX, "sqlite"), (EX, "bigquery"), ("okx", "sqlite"), pytest.param("okx", "bigquery", marks=pytest.mark.slow),
-    pytest.param("binance", "sqlite", marks=pytest.mark.slow), pytest.param("hyperliquid", "sqlite", marks=pytest.mark.slow)])
+    pytest.param("binance", "sqlite", marks=pytest.mark.slow),
+    pytest.param("hyperliquid", "sqlite", marks=pytest.mark.slow)])
 def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
         tmp_path, collectors, exchange, kind, request) -> None:
     """The simulator's clock runs 12 s before a funding time, which is also the close of a 5m
@@ -161,8 +162,8 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
     if storage is not None:  # a write gives up quickly, so that the outage reaches the spool
         storage["bigquery"].update(retry_deadline_seconds=2, request_timeout_seconds=2)
     symbol, periods = (HL_BTC, []) if exchange == "hyperliquid" else (BTC, ["5m"])   # no OI history there
-    config = e2e_config(tmp_path, sim, {exchange: [{"symbol": symbol, "funding_rates": True, "open_interest": periods}]},
-                        storage=storage)
+    series = {"symbol": symbol, "funding_rates": True, "open_interest": periods}
+    config = e2e_config(tmp_path, sim, {exchange: [series]}, storage=storage)
     if exchange == "binance":
         _with_swaps(config)
     live = Collector(config, env=env)
