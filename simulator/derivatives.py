@@ -1,9 +1,10 @@
 """Funding rates and open interest of the simulated perpetual swaps, deterministic like prices.
 
 Funding happens every 8 hours (4 hours for SOL perpetuals, as some real symbols do; every hour
-on Hyperliquid), a few milliseconds after the hour, as exchanges report it. Open interest is
-one value per period, served once the period is over. Values are integer units formatted by :func:`fmt_units`, so
-ccxt's parse of a served string equals :func:`truth_funding` / :func:`truth_open_interest`.
+on Hyperliquid, whose perpetuals all fund hourly), a few milliseconds after the hour, as
+exchanges report it. Open interest is one value per period, served once the period is over.
+Values are integer units formatted by :func:`fmt_units`, so ccxt's parse of a served string
+equals :func:`truth_funding` / :func:`truth_open_interest`.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ _MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
     ("binanceusdm", "ETH/USDT:USDT"): ("ETHUSDT", 2),
     ("binanceusdm", "SOL/USDT:USDT"): ("SOLUSDT", 3),
 }
-# Gate, Bitget and Hyperliquid spot. Hyperliquid names a spot pair by its universe index
+# Gate, Bitget and Hyperliquid spot and perpetuals. Hyperliquid names a spot pair by its universe index
 # ("@142" is UBTC/USDC, which ccxt lists as BTC/USDC) and quotes 5 significant digits.
 _MARKET_TABLE.update({
     ("gate", "BTC/USDT"): ("BTC_USDT", 1),
@@ -64,7 +64,8 @@ _MARKET_TABLE.update({
     ("hyperliquid", "BTC/USDC"): ("@142", 0),
     ("hyperliquid", "ETH/USDC"): ("@151", 1),
     ("hyperliquid", "SOL/USDC"): ("@156", 2),
-    # Hyperliquid perpetuals are named by their coin, settle in USDC and fund every hour.
+    # Hyperliquid perpetuals are named by their coin ("BTC"), which candleSnapshot and
+    # fundingHistory take; ccxt lists them as BTC/USDC:USDC with the universe index as id.
     ("hyperliquid", "BTC/USDC:USDC"): ("BTC", 0),
     ("hyperliquid", "ETH/USDC:USDC"): ("ETH", 1),
     ("hyperliquid", "SOL/USDC:USDC"): ("SOL", 2),

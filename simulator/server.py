@@ -344,8 +344,10 @@ class ExchangeSimulator:
             return Reply(404, b"Not Found", content_type="text/plain")
         with self._lock:
             limiter = self._limiters[exchange]
-            # A JSON body (Hyperliquid) can change the weight: candleSnapshot pays per bar.
-            cost = dialect.cost(endpoint, query) if body is None else dialect.cost(endpoint, query, body=body)
+            # A JSON body (Hyperliquid) can change the weight: candleSnapshot and fundingHistory pay
+            # per item, counted up to the exchange's clock when the body gives no endTime.
+            cost = (dialect.cost(endpoint, query) if body is None
+                    else dialect.cost(endpoint, query, body=body, now_ms=now_ms))
             verdict, retry = limiter.check(endpoint, cost, self._now())
             used = limiter.used
             if verdict != "ok":

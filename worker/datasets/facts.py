@@ -8,9 +8,10 @@ Checked against ccxt 4.5.90 and the exchanges' API docs:
   months; GET /api/v5/rubik/stat/contracts/open-interest-history, 100 a page (ccxt windows
   ``since`` + limit periods). ccxt asks only for 5m, 1H and 1D, and OKX's 1D opens at Hong
   Kong midnight (16:00 UTC), off the UTC day grid every stored period is on: 5m and 1h only.
-- Hyperliquid: POST /info ``fundingHistory``, hourly funding, at most 500 entries from
-  ``startTime`` on, oldest first; no open-interest history (ccxt: fetchOpenInterestHistory
-  False).
+- Hyperliquid: POST /info {"type": "fundingHistory"}, ascending from startTime, at most 500
+  a response, one rate an hour, kept since the coin's listing; ccxt keeps the first ``limit``
+  of the answer (hyperliquid.fetch_funding_rate_history). No open-interest history
+  (has["fetchOpenInterestHistory"] is False), so such a series is skipped with that reason.
 An exchange not listed here is used through ccxt with a conservative page and no known
 history limit.
 """
