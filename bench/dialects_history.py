@@ -1,4 +1,4 @@
-"""HISTORY efficiency against the rate limit on the Gate, Bitget and Hyperliquid dialects.
+"""HISTORY efficiency against the rate limit on the Gate, Bitget, Hyperliquid, KuCoin and Coinbase dialects.
 
     python -m bench.dialects_history [--days 60] [--latency 0.1] [--keep]
 
@@ -11,7 +11,11 @@ pace the exchange allows (or ccxt's, if slower):
 * bitget: serves everything, 200 a request from its archive (ccxt asks it for 1m bars older
   than 29 days), 20 requests / s;
 * hyperliquid: serves the newest 5,000 bars only, up to 5,000 a request; 1,200 weight a
-  minute, a snapshot weighing 20 + 1 per 60 bars returned.
+  minute, a snapshot weighing 20 + 1 per 60 bars returned;
+* kucoin: serves everything, 1,500 a request; a public pool of 2,000 weight / 30 s, klines
+  weighing 3;
+* coinbase: serves everything, 300 a request (ccxt's cap; Coinbase refuses over 350);
+  10 public requests / s.
 
 ``measure(exchange, days, latency, workdir)`` is what a bench scenario calls; it returns
 one dict per exchange with the figures printed here.
@@ -31,13 +35,18 @@ from simulator import ExchangeSimulator, default_rate_limits
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-SYMBOLS = {"gate": "BTC/USDT", "bitget": "BTC/USDT", "hyperliquid": "BTC/USDC"}
-CANDLES = {"gate": "spot/candlesticks", "bitget": "spot/market/", "hyperliquid": "info/candleSnapshot"}
+SYMBOLS = {"gate": "BTC/USDT", "bitget": "BTC/USDT", "hyperliquid": "BTC/USDC", "kucoin": "BTC/USDT",
+           "coinbase": "BTC/USD"}
+CANDLES = {"gate": "spot/candlesticks", "bitget": "spot/market/", "hyperliquid": "info/candleSnapshot",
+           "kucoin": "market/candles", "coinbase": "brokerage/market/products/candles"}
 # exchange -> (bars it serves back at most, bars per request at most, its token bucket:
 # size and refill per second, and what a full request costs from it)
 SERVES = {"gate": (10_000, 1000, 200, 20.0, 1), "bitget": (None, 200, 20, 20.0, 1),
-          "hyperliquid": (5_000, 5000, 1200, 20.0, 20 + 5000 // 60)}
-CCXT_PACE_S = 0.050        # rateLimit 50 ms on all three (hyperliquid: x4 for candleSnapshot)
+          "hyperliquid": (5_000, 5000, 1200, 20.0, 20 + 5000 // 60),
+          "kucoin": (None, 1500, 2000, 2000 / 30, 3), "coinbase": (None, 300, 10, 10.0, 1)}
+# ccxt's spacing of two candle requests: rateLimit (KuCoin: the adapter's 16 ms) x the endpoint's cost.
+CCXT_PACE_S = {"gate": 0.050, "bitget": 0.050, "hyperliquid": 4 * 0.050, "kucoin": 3 * 0.016,
+               "coinbase": 3 * 0.034}
 
 
 def ideal(exchange: str, bars: int) -> tuple[int, float]:
@@ -46,8 +55,7 @@ def ideal(exchange: str, bars: int) -> tuple[int, float]:
     served_back, per_request, bucket, refill, cost = SERVES[exchange]
     served = bars if served_back is None else min(bars, served_back)
     requests = math.ceil(served / per_request)
-    pace = CCXT_PACE_S * (4 if exchange == "hyperliquid" else 1)
-    return requests, max(requests * pace, (requests * cost - bucket) / refill)
+    return requests, max(requests * CCXT_PACE_S[exchange], (requests * cost - bucket) / refill)
 
 
 def measure(exchange: str, days: float, latency: float, workdir: Path) -> dict:

@@ -10,6 +10,9 @@ gate = token bucket of 200 requests per 10 s per endpoint (public spot endpoints
 bitget = token bucket of 20 requests per second per endpoint (candles, history-candles).
 hyperliquid = one bucket of 1200 weight per minute per IP for every /info request (weights in
 :mod:`simulator.dialects.hyperliquid`).
+kucoin = the public pool: 2000 weight per fixed 30 s window per IP, shared by every public endpoint
+(klines weigh 3; weights in :mod:`simulator.dialects.kucoin`).
+coinbase = 10 requests per second per IP over every public endpoint (one bucket).
 """
 from __future__ import annotations
 
@@ -46,6 +49,8 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
         "gate": RateLimitConfig("bucket", limit=200, window=10),
         "bitget": RateLimitConfig("bucket", limit=20, window=1),
         "hyperliquid": RateLimitConfig("bucket", limit=1200, window=60, shared=True),
+        "kucoin": RateLimitConfig("window", limit=2000, window=30),
+        "coinbase": RateLimitConfig("bucket", limit=10, window=1, shared=True),
     }
 
 

@@ -70,6 +70,15 @@ _MARKET_TABLE.update({
     ("hyperliquid", "ETH/USDC:USDC"): ("ETH", 1),
     ("hyperliquid", "SOL/USDC:USDC"): ("SOL", 2),
 })
+# KuCoin spot (BTC-USDT, priceIncrement 0.1) and Coinbase Advanced Trade (BTC-USD, quote increment 0.01).
+_MARKET_TABLE.update({
+    ("kucoin", "BTC/USDT"): ("BTC-USDT", 1),
+    ("kucoin", "ETH/USDT"): ("ETH-USDT", 2),
+    ("kucoin", "SOL/USDT"): ("SOL-USDT", 3),
+    ("coinbase", "BTC/USD"): ("BTC-USD", 2),
+    ("coinbase", "ETH/USD"): ("ETH-USD", 2),
+    ("coinbase", "SOL/USD"): ("SOL-USD", 2),
+})
 
 
 def _build_markets() -> dict[tuple[str, str], MarketSpec]:

@@ -309,6 +309,7 @@ class ExchangeSimulator:
                path: str, query: dict[str, str], body: object = None) -> None:
         dialect = self._dialects[exchange]
         endpoint = dialect.route_request(path, body)
+        query = {**query, **dialect.path_params(path)}
         with self._lock:
             now = self._now()
             now_ms = self._clock_ms(exchange, now, consume=True)

@@ -59,9 +59,16 @@ OHLCV_PAGE_OVERRIDES: dict[tuple[str, str], int] = {
     (exchange, market_type): 1000
     for exchange in ("binance", "binanceusdm", "binancecoinm") for market_type in ("swap", "future")}
 
+# ccxt settings that pace an exchange the way it throttles, where ccxt's defaults do not; the
+# configured ccxt settings win. KuCoin: ccxt's rateLimit (7.5 ms a weight unit) is its private
+# spot pool, 4,000 weight / 30 s; candles (weight 3) and every public endpoint draw from the
+# public pool, 2,000 weight / 30 s per IP, i.e. 15 ms a unit; 16 ms leaves room at a window's edge.
+CCXT_DEFAULTS: dict[str, dict[str, Any]] = {"kucoin": {"rateLimit": 16}}
+
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
-                   "kraken": ("public", "get", "OHLC")}
+                   "kraken": ("public", "get", "OHLC"), "kucoin": ("public", "get", "market/candles"),
+                   "coinbase": ("v3", "public", "get", "brokerage/market/products/{product_id}/candles")}
 
 
 def translate(exc: Exception) -> Exception:
@@ -101,7 +108,7 @@ class ExchangeClient:
         rate_limit_backoff: Backoff = RATE_LIMIT_BACKOFF,
     ) -> None:
         self.exchange_id = exchange_id
-        self._settings = {**(ccxt_settings or {}), "enableRateLimit": True}
+        self._settings = {**CCXT_DEFAULTS.get(exchange_id, {}), **(ccxt_settings or {}), "enableRateLimit": True}
         self._factory = factory or default_factory(exchange_id)
         self._sleep = sleep
         self._clock = clock
@@ -232,7 +239,8 @@ class ExchangeClient:
         """How long ccxt's throttler spaces two OHLCV requests: ``rateLimit`` x the endpoint's cost.
 
         Binance: 50 ms x 0.4 = 20 ms (3,000 klines a minute); OKX 110 ms x 0.5; Kraken
-        1,000 ms x 1.2. Unknown endpoints cost 1.
+        1,000 ms x 1.2; KuCoin 16 ms (``CCXT_DEFAULTS``) x 3; Coinbase 34 ms x 3. Unknown endpoints
+        cost 1.
         """
         ex = self._exchange
         rate_limit_ms = float(getattr(ex, "rateLimit", 0) or 0)

@@ -135,6 +135,10 @@ class Dialect:
         """The endpoint of a request; APIs that name it in a POST body override this."""
         return self.route(path)
 
+    def path_params(self, path: str) -> dict[str, str]:
+        """Parameters an API keeps in the path (Coinbase's product id), added to the query."""
+        return {}
+
     def cost(self, endpoint: str, query: dict[str, str]) -> float:
         """Rate-limit cost of one request (Binance weight; 1 elsewhere)."""
         return 1.0
