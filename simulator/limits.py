@@ -10,6 +10,7 @@ gate = token bucket of 200 requests per 10 s per endpoint (public spot endpoints
 bitget = token bucket of 20 requests per second per endpoint (candles, history-candles).
 hyperliquid = one bucket of 1200 weight per minute per IP for every /info request (weights in
 :mod:`simulator.dialects.hyperliquid`).
+bybit = one bucket of 600 requests per 5 s per IP for every public endpoint.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
         "gate": RateLimitConfig("bucket", limit=200, window=10),
         "bitget": RateLimitConfig("bucket", limit=20, window=1),
         "hyperliquid": RateLimitConfig("bucket", limit=1200, window=60, shared=True),
+        "bybit": RateLimitConfig("bucket", limit=600, window=5, shared=True),
     }
 
 

@@ -65,6 +65,16 @@ _MARKET_TABLE.update({
     ("hyperliquid", "ETH/USDC"): ("@151", 1),
     ("hyperliquid", "SOL/USDC"): ("@156", 2),
 })
+# Bybit names a spot pair and its USDT perpetual alike ("BTCUSDT"); requests tell them apart
+# by ``category`` (spot, linear).
+_MARKET_TABLE.update({
+    ("bybit", "BTC/USDT"): ("BTCUSDT", 2),
+    ("bybit", "ETH/USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT"): ("SOLUSDT", 2),
+    ("bybit", "BTC/USDT:USDT"): ("BTCUSDT", 1),
+    ("bybit", "ETH/USDT:USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT:USDT"): ("SOLUSDT", 3),
+})
 
 
 def _build_markets() -> dict[tuple[str, str], MarketSpec]:

@@ -1,18 +1,19 @@
-"""REST dialects served by the exchange simulator: Binance spot, Kraken and OKX."""
+"""REST dialects served by the exchange simulator."""
 from __future__ import annotations
 
 from .base import BadRequest, Dialect, Mutator, Reply, Request, RowLayout, html_error, mutate_rows
 from .binance import Binance
 from .binanceusdm import BinanceUsdm
 from .bitget import Bitget
+from .bybit import Bybit
 from .gate import Gate
 from .hyperliquid import Hyperliquid
 from .kraken import Kraken
 from .okx import Okx
 
 DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx, "binanceusdm": BinanceUsdm}
-DIALECTS.update({"gate": Gate, "bitget": Bitget, "hyperliquid": Hyperliquid})
+DIALECTS.update({"gate": Gate, "bitget": Bitget, "hyperliquid": Hyperliquid, "bybit": Bybit})
 
-__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Bitget", "Dialect", "Gate", "Hyperliquid", "Kraken",
-           "Mutator", "Okx", "Reply", "Request",
+__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Bitget", "Bybit", "Dialect", "Gate", "Hyperliquid",
+           "Kraken", "Mutator", "Okx", "Reply", "Request",
            "RowLayout", "html_error", "mutate_rows"]
