@@ -28,10 +28,15 @@ def _hash(spec: MarketSpec, kind: str, ts: int) -> int:
     return _mix(_seed(spec.exchange, spec.symbol, kind) ^ ts)
 
 
+# Exchanges that report the scheduled funding time itself (Bybit's fundingRateTimestamp is
+# on the hour, e.g. "1672041600000" in ccxt's bybit.fetch_funding_rate_history comment).
+ON_THE_HOUR = frozenset({"bybit"})
+
+
 def funding_event(spec: MarketSpec, boundary_ms: int) -> tuple[int, str]:
     """(funding time, rate string) of the funding due at ``boundary_ms``."""
     h = _hash(spec, "funding", boundary_ms)
-    jitter = h % 7                                    # 0..6 ms after the hour
+    jitter = 0 if spec.exchange in ON_THE_HOUR else h % 7     # 0..6 ms after the hour
     units = (h >> 8) % 80_001 - 20_000                # -0.0002 .. 0.0006
     return boundary_ms + jitter, fmt_units(units, RATE_DECIMALS)
 

@@ -13,6 +13,7 @@ hyperliquid = one bucket of 1200 weight per minute per IP for every /info reques
 kucoin = the public pool: 2000 weight per fixed 30 s window per IP, shared by every public endpoint
 (klines weigh 3; weights in :mod:`simulator.dialects.kucoin`).
 coinbase = 10 requests per second per IP over every public endpoint (one bucket).
+bybit = one bucket of 600 requests per 5 s per IP for every public endpoint.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
         "hyperliquid": RateLimitConfig("bucket", limit=1200, window=60, shared=True),
         "kucoin": RateLimitConfig("window", limit=2000, window=30),
         "coinbase": RateLimitConfig("bucket", limit=10, window=1, shared=True),
+        "bybit": RateLimitConfig("bucket", limit=600, window=5, shared=True),
     }
 
 

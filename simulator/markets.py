@@ -79,6 +79,16 @@ _MARKET_TABLE.update({
     ("coinbase", "ETH/USD"): ("ETH-USD", 2),
     ("coinbase", "SOL/USD"): ("SOL-USD", 2),
 })
+# Bybit names a spot pair and its USDT perpetual alike ("BTCUSDT"); requests tell them apart
+# by ``category`` (spot, linear).
+_MARKET_TABLE.update({
+    ("bybit", "BTC/USDT"): ("BTCUSDT", 2),
+    ("bybit", "ETH/USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT"): ("SOLUSDT", 2),
+    ("bybit", "BTC/USDT:USDT"): ("BTCUSDT", 1),
+    ("bybit", "ETH/USDT:USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT:USDT"): ("SOLUSDT", 3),
+})
 
 
 def _build_markets() -> dict[tuple[str, str], MarketSpec]:
