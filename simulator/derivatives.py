@@ -1,9 +1,10 @@
 """Funding rates and open interest of the simulated perpetual swaps, deterministic like prices.
 
-Funding happens every 8 hours (4 hours for SOL perpetuals, as some real symbols do), a few
-milliseconds after the hour, as exchanges report it. Open interest is one value per period,
-served once the period is over. Values are integer units formatted by :func:`fmt_units`, so
-ccxt's parse of a served string equals :func:`truth_funding` / :func:`truth_open_interest`.
+Funding happens every 8 hours (4 hours for SOL perpetuals, as some real symbols do; every hour
+on Hyperliquid, whose perpetuals all fund hourly), a few milliseconds after the hour, as
+exchanges report it. Open interest is one value per period, served once the period is over.
+Values are integer units formatted by :func:`fmt_units`, so ccxt's parse of a served string
+equals :func:`truth_funding` / :func:`truth_open_interest`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ _PRICE_LEVEL = {"BTC": 60_000, "ETH": 3_000, "SOL": 150}
 
 
 def funding_interval_ms(spec: MarketSpec) -> int:
+    if spec.exchange == "hyperliquid":
+        return HOUR_MS
     return (4 if spec.base == "SOL" else 8) * HOUR_MS
 
 
@@ -25,10 +28,15 @@ def _hash(spec: MarketSpec, kind: str, ts: int) -> int:
     return _mix(_seed(spec.exchange, spec.symbol, kind) ^ ts)
 
 
+# Exchanges that report the scheduled funding time itself (Bybit's fundingRateTimestamp is
+# on the hour, e.g. "1672041600000" in ccxt's bybit.fetch_funding_rate_history comment).
+ON_THE_HOUR = frozenset({"bybit"})
+
+
 def funding_event(spec: MarketSpec, boundary_ms: int) -> tuple[int, str]:
     """(funding time, rate string) of the funding due at ``boundary_ms``."""
     h = _hash(spec, "funding", boundary_ms)
-    jitter = h % 7                                    # 0..6 ms after the hour
+    jitter = 0 if spec.exchange in ON_THE_HOUR else h % 7     # 0..6 ms after the hour
     units = (h >> 8) % 80_001 - 20_000                # -0.0002 .. 0.0006
     return boundary_ms + jitter, fmt_units(units, RATE_DECIMALS)
 
@@ -58,10 +66,13 @@ def open_interest_at(spec: MarketSpec, ts_ms: int) -> tuple[str, str]:
 
 
 def open_interest_points(spec: MarketSpec, period_ms: int, start_ms: int, end_ms: int,
-                         now_ms: int) -> list[tuple[int, str, str]]:
-    """Closed periods (open + period <= now) opening in [start, end), ascending."""
+                         now_ms: int, shift_ms: int = 0) -> list[tuple[int, str, str]]:
+    """Closed periods (open + period <= now) opening in [start, end), ascending.
+
+    ``shift_ms`` moves the period grid back, as OKX's Hong Kong days open at 16:00 UTC.
+    """
     first = max(start_ms, spec.listed_ms)
-    ts = -(-first // period_ms) * period_ms
+    ts = -(-(first + shift_ms) // period_ms) * period_ms - shift_ms
     points = []
     while ts < end_ms and ts + period_ms <= now_ms:
         points.append((ts, *open_interest_at(spec, ts)))

@@ -4,7 +4,8 @@ binance = request weight per fixed clock-aligned window (6000/60 s; klines 2,
 exchangeInfo 20, time 1), 429 + Retry-After when exceeded; after ``ban_after`` (3)
 more 429s in one window every request gets 418 for ``ban_seconds`` (120, doubling
 per ban). kraken = token bucket of 15 requests refilled at 1/s. okx = token bucket
-per endpoint (candles 40/2 s, history-candles 20/2 s, others 20/2 s).
+per endpoint (candles 40/2 s, history-candles 20/2 s, funding-rate-history and
+open-interest-history 10/2 s, others 20/2 s).
 gate = token bucket of 200 requests per 10 s per endpoint (public spot endpoints).
 bitget = token bucket of 20 requests per second per endpoint (candles, history-candles).
 hyperliquid = one bucket of 1200 weight per minute per IP for every /info request (weights in
@@ -13,6 +14,7 @@ kucoin = the public pool: 2000 weight per fixed 30 s window per IP, shared by ev
 (klines weigh 3; weights in :mod:`simulator.dialects.kucoin`).
 coinbase = 10 requests per second per IP over every public endpoint (one bucket; Coinbase docs
 "Advanced Trade API rate limits"; ccxt paces public v3 endpoints at 34 ms x cost 3).
+bybit = one bucket of 600 requests per 5 s per IP for every public endpoint.
 """
 from __future__ import annotations
 
@@ -44,12 +46,14 @@ def default_rate_limits() -> dict[str, RateLimitConfig]:
         "binanceusdm": RateLimitConfig("window", limit=2400, window=60, ban_after=3, endpoint_windows={
             "fundingRate": (500, 300), "openInterestHist": (1000, 300)}),
         "okx": RateLimitConfig("bucket", limit=20, window=2, per_endpoint={
-            "market/candles": (40, 2), "market/history-candles": (20, 2)}),
+            "market/candles": (40, 2), "market/history-candles": (20, 2),
+            "public/funding-rate-history": (10, 2), "rubik/stat/contracts/open-interest-history": (10, 2)}),
         "gate": RateLimitConfig("bucket", limit=200, window=10),
         "bitget": RateLimitConfig("bucket", limit=20, window=1),
         "hyperliquid": RateLimitConfig("bucket", limit=1200, window=60, shared=True),
         "kucoin": RateLimitConfig("window", limit=2000, window=30),
         "coinbase": RateLimitConfig("bucket", limit=10, window=1, shared=True),
+        "bybit": RateLimitConfig("bucket", limit=600, window=5, shared=True),
     }
 
 

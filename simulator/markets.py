@@ -45,11 +45,14 @@ _MARKET_TABLE: dict[tuple[str, str], tuple[str, int]] = {
     ("okx", "BTC/USDT"): ("BTC-USDT", 1),
     ("okx", "ETH/USDT"): ("ETH-USDT", 2),
     ("okx", "SOL/USDT"): ("SOL-USDT", 2),
+    ("okx", "BTC/USDT:USDT"): ("BTC-USDT-SWAP", 1),
+    ("okx", "ETH/USDT:USDT"): ("ETH-USDT-SWAP", 2),
+    ("okx", "SOL/USDT:USDT"): ("SOL-USDT-SWAP", 3),
     ("binanceusdm", "BTC/USDT:USDT"): ("BTCUSDT", 1),
     ("binanceusdm", "ETH/USDT:USDT"): ("ETHUSDT", 2),
     ("binanceusdm", "SOL/USDT:USDT"): ("SOLUSDT", 3),
 }
-# Gate, Bitget and Hyperliquid spot. Hyperliquid names a spot pair by its universe index
+# Gate, Bitget and Hyperliquid spot and perpetuals. Hyperliquid names a spot pair by its universe index
 # ("@142" is UBTC/USDC, which ccxt lists as BTC/USDC) and quotes 5 significant digits.
 _MARKET_TABLE.update({
     ("gate", "BTC/USDT"): ("BTC_USDT", 1),
@@ -61,6 +64,11 @@ _MARKET_TABLE.update({
     ("hyperliquid", "BTC/USDC"): ("@142", 0),
     ("hyperliquid", "ETH/USDC"): ("@151", 1),
     ("hyperliquid", "SOL/USDC"): ("@156", 2),
+    # Hyperliquid perpetuals are named by their coin ("BTC"), which candleSnapshot and
+    # fundingHistory take; ccxt lists them as BTC/USDC:USDC with the universe index as id.
+    ("hyperliquid", "BTC/USDC:USDC"): ("BTC", 0),
+    ("hyperliquid", "ETH/USDC:USDC"): ("ETH", 1),
+    ("hyperliquid", "SOL/USDC:USDC"): ("SOL", 2),
 })
 # KuCoin spot (BTC-USDT, priceIncrement 0.1) and Coinbase Advanced Trade (BTC-USD, quote increment 0.01).
 _MARKET_TABLE.update({
@@ -70,6 +78,16 @@ _MARKET_TABLE.update({
     ("coinbase", "BTC/USD"): ("BTC-USD", 2),
     ("coinbase", "ETH/USD"): ("ETH-USD", 2),
     ("coinbase", "SOL/USD"): ("SOL-USD", 2),
+})
+# Bybit names a spot pair and its USDT perpetual alike ("BTCUSDT"); requests tell them apart
+# by ``category`` (spot, linear).
+_MARKET_TABLE.update({
+    ("bybit", "BTC/USDT"): ("BTCUSDT", 2),
+    ("bybit", "ETH/USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT"): ("SOLUSDT", 2),
+    ("bybit", "BTC/USDT:USDT"): ("BTCUSDT", 1),
+    ("bybit", "ETH/USDT:USDT"): ("ETHUSDT", 2),
+    ("bybit", "SOL/USDT:USDT"): ("SOLUSDT", 3),
 })
 
 

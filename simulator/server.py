@@ -221,21 +221,21 @@ class ExchangeSimulator:
         """List or delist a market at run time: a delisted market leaves the market list and
         the tickers, and its candle requests get the exchange's unknown-symbol error."""
         dialect = self._dialect_market(exchange, symbol)
-        native_id = dialect[1]
+        key = dialect[1]
         with self._lock:
-            (dialect[0].delisted.discard if listed else dialect[0].delisted.add)(native_id)
+            (dialect[0].delisted.discard if listed else dialect[0].delisted.add)(key)
 
     def set_quote_volume(self, exchange: str, symbol: str, volume: float | None) -> None:
         """Fix a market's 24h quote volume in the tickers (None: back to the model's)."""
-        dialect, native_id = self._dialect_market(exchange, symbol)
+        dialect, key = self._dialect_market(exchange, symbol)
         with self._lock:
-            _set_or_clear(dialect.quote_volumes, native_id, None if volume is None else float(volume))
+            _set_or_clear(dialect.quote_volumes, key, None if volume is None else float(volume))
 
     def _dialect_market(self, exchange: str, symbol: str) -> tuple[Dialect, str]:
         dialect = self._dialects[exchange]
-        for native_id, spec in dialect.markets.items():
+        for key, spec in dialect.markets.items():
             if spec.symbol == symbol:
-                return dialect, native_id
+                return dialect, key
         raise KeyError(f"{exchange} has no market {symbol}")
 
     def counters(self, exchange: str | None = None) -> dict:
@@ -345,8 +345,10 @@ class ExchangeSimulator:
             return Reply(404, b"Not Found", content_type="text/plain")
         with self._lock:
             limiter = self._limiters[exchange]
-            # A JSON body (Hyperliquid) can change the weight: candleSnapshot pays per bar.
-            cost = dialect.cost(endpoint, query) if body is None else dialect.cost(endpoint, query, body=body)
+            # A JSON body (Hyperliquid) can change the weight: candleSnapshot and fundingHistory pay
+            # per item, counted up to the exchange's clock when the body gives no endTime.
+            cost = (dialect.cost(endpoint, query) if body is None
+                    else dialect.cost(endpoint, query, body=body, now_ms=now_ms))
             verdict, retry = limiter.check(endpoint, cost, self._now())
             used = limiter.used
             if verdict != "ok":

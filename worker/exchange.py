@@ -75,10 +75,18 @@ RATE_LIMIT_RESET_HEADERS = {"gw-ratelimit-reset": 0.001}
 # error",...}; its /v2 API: {"errors":[{"id":"internal_server_error",...}]}.
 OUTAGE_ANSWERS = {"coinbase": ('"error":"INTERNAL"', '"id":"internal_server_error"')}
 
+# Exchanges that answer a candle request with the NEWEST ``limit`` bars between ``since`` and an
+# end that defaults to now, so that ``since`` alone brings the latest bars rather than those from
+# ``since``: Bybit v5 /market/kline (ccxt bybit.fetch_ohlcv sends ``start`` and no ``end`` unless
+# ``until`` is given; ccxt issue #16551). Their pages are bounded with ``until`` = the open of the
+# page's last bar, which makes a request mean what ccxt's unified ``since``/``limit`` promise.
+OHLCV_END_BOUNDED = frozenset({"bybit"})
+
 # Where ccxt's api table keeps the OHLCV endpoint's cost (weight) per exchange.
 OHLCV_ENDPOINTS = {"binance": ("public", "get", "klines"), "okx": ("public", "get", "market/candles"),
                    "kraken": ("public", "get", "OHLC"), "kucoin": ("public", "get", "market/candles"),
-                   "coinbase": ("v3", "public", "get", "brokerage/market/products/{product_id}/candles")}
+                   "coinbase": ("v3", "public", "get", "brokerage/market/products/{product_id}/candles"),
+                   "bybit": ("public", "get", "v5/market/kline")}
 
 
 def translate(exc: Exception) -> Exception:
@@ -270,6 +278,11 @@ class ExchangeClient:
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since: int | None = None,
                           limit: int | None = None) -> list[list[Any]]:
+        """``limit`` bars from ``since`` (the newest ones when ``since`` is None)."""
+        calendar = timeframe[-1] in ("M", "y")   # months differ in length: no fixed page width
+        if self.exchange_id in OHLCV_END_BOUNDED and since is not None and limit and not calendar:
+            until = since + (limit - 1) * timeframe_ms(timeframe)
+            return await self._call("fetch_ohlcv", symbol, timeframe, since, limit, {"until": until})
         return await self._call("fetch_ohlcv", symbol, timeframe, since, limit)
 
     async def fetch_funding_rate_history(self, symbol: str, since: int | None = None,

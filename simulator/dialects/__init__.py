@@ -1,11 +1,11 @@
-"""REST dialects served by the exchange simulator: Binance spot and USDⓈ-M, Kraken, OKX, Gate, Bitget,
-Hyperliquid, KuCoin and Coinbase Advanced Trade."""
+"""REST dialects served by the exchange simulator, one module per exchange."""
 from __future__ import annotations
 
 from .base import BadRequest, Dialect, Mutator, Reply, Request, RowLayout, html_error, mutate_rows
 from .binance import Binance
 from .binanceusdm import BinanceUsdm
 from .bitget import Bitget
+from .bybit import Bybit
 from .coinbase import Coinbase
 from .gate import Gate
 from .hyperliquid import Hyperliquid
@@ -15,8 +15,8 @@ from .okx import Okx
 
 DIALECTS: dict[str, type[Dialect]] = {"binance": Binance, "kraken": Kraken, "okx": Okx, "binanceusdm": BinanceUsdm}
 DIALECTS.update({"gate": Gate, "bitget": Bitget, "hyperliquid": Hyperliquid})
-DIALECTS.update({"kucoin": Kucoin, "coinbase": Coinbase})
+DIALECTS.update({"kucoin": Kucoin, "coinbase": Coinbase, "bybit": Bybit})
 
-__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Bitget", "Coinbase", "Dialect", "Gate",
-           "Hyperliquid", "Kraken", "Kucoin", "Mutator", "Okx", "Reply", "Request",
+__all__ = ["DIALECTS", "BadRequest", "Binance", "BinanceUsdm", "Bitget", "Bybit", "Coinbase", "Dialect",
+           "Gate", "Hyperliquid", "Kraken", "Kucoin", "Mutator", "Okx", "Reply", "Request",
            "RowLayout", "html_error", "mutate_rows"]

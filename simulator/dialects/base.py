@@ -110,20 +110,27 @@ class Dialect:
     layout = RowLayout(5, 30_000)
 
     def __init__(self) -> None:
-        self.markets = {spec.native_id: spec for spec in markets_for(self.name)}
-        self.delisted: set[str] = set()              # native ids taken off the exchange
-        self.quote_volumes: dict[str, float] = {}    # native id -> 24h quote volume override
+        self.markets = {self.market_key(spec): spec for spec in markets_for(self.name)}
+        self.delisted: set[str] = set()              # market keys taken off the exchange
+        self.quote_volumes: dict[str, float] = {}    # market key -> 24h quote volume override
+
+    @staticmethod
+    def market_key(spec: MarketSpec) -> str:
+        """How the dialect's requests name a market: its native id, unless one id names several
+        markets (Bybit's "BTCUSDT" is both a spot pair and a perpetual) and a category tells them
+        apart."""
+        return spec.native_id
 
     def listed(self) -> list[MarketSpec]:
         """The markets the exchange lists now (markets listing, tickers)."""
-        return [spec for native_id, spec in self.markets.items() if native_id not in self.delisted]
+        return [spec for key, spec in self.markets.items() if key not in self.delisted]
 
     def tickers(self, now_ms: int) -> list[tuple[MarketSpec, tuple[str, str, str]]]:
         """(market, (last, 24h base volume, 24h quote volume)) for each listed market that traded."""
         from ..tickers import ticker_numbers
         found = []
         for spec in self.listed():
-            numbers = ticker_numbers(spec, now_ms, self.quote_volumes.get(spec.native_id))
+            numbers = ticker_numbers(spec, now_ms, self.quote_volumes.get(self.market_key(spec)))
             if numbers is not None:
                 found.append((spec, numbers))
         return found
@@ -149,9 +156,9 @@ class Dialect:
         except BadRequest as exc:
             return self.bad_request(exc)
 
-    def spec(self, native_id: str | None, code: str, message: str) -> MarketSpec:
-        spec = self.markets.get(native_id or "")
-        if spec is None or spec.native_id in self.delisted:
+    def spec(self, key: str | None, code: str, message: str) -> MarketSpec:
+        spec = self.markets.get(key or "")
+        if spec is None or key in self.delisted:
             raise BadRequest(code, message)
         return spec
 

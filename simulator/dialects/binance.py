@@ -1,5 +1,7 @@
-"""Binance spot ``/api/v3``."""
+"""Binance spot ``/api/v3``, and the USDⓈ-M futures API ccxt's ``binance`` uses for swaps."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ..markets import MINUTE_MS, Bar, MarketSpec, bar_strings, fmt_units
 from ..prices import iter_bars
@@ -14,7 +16,10 @@ _API_PATHS = {
     "dapiData": "/dapi/futures/data", "eapiPublic": "/eapi/v1", "eapiPrivate": "/eapi/v1",
     "fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
     "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
-    "fapiData": "/fapi/futures/data", "papi": "/papi/v1", "papiV2": "/papi/v2"}
+    "fapiData": "/futures/data", "papi": "/papi/v1", "papiV2": "/papi/v2"}
+# The USDⓈ-M futures API that ccxt's ``binance`` (not only ``binanceusdm``) calls for a swap
+# symbol such as BTC/USDT:USDT: the same endpoints and the same markets, hence the same data.
+FUTURES_PREFIX = "fapi:"
 
 
 class Binance(Dialect):
@@ -36,6 +41,26 @@ class Binance(Dialect):
     default_limit, max_limit = 500, 1000
     weight_limit = 6000
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: Dialect | None = None
+        if type(self) is Binance:  # the spot dialect also answers ccxt's binance on /fapi
+            from .binanceusdm import BinanceUsdm
+            self.futures = BinanceUsdm()
+            self.candle_endpoints = self.candle_endpoints | {FUTURES_PREFIX + e for e in BinanceUsdm.candle_endpoints}
+
+    def route(self, path: str) -> str | None:
+        endpoint = self.routes.get(path)
+        if endpoint is None and self.futures is not None:
+            inner = self.futures.route(path)
+            return None if inner is None else FUTURES_PREFIX + inner
+        return endpoint
+
+    def handle(self, req: Request) -> Reply:
+        if self.futures is not None and req.endpoint.startswith(FUTURES_PREFIX):
+            return self.futures.handle(replace(req, endpoint=req.endpoint[len(FUTURES_PREFIX):]))
+        return super().handle(req)
+
     @classmethod
     def ccxt_config(cls, root: str) -> dict:
         # fetchCurrencies/fetchMargins would call signed sapi endpoints if
@@ -45,6 +70,8 @@ class Binance(Dialect):
                             "fetchMargins": False}}
 
     def cost(self, endpoint: str, query: dict[str, str]) -> float:
+        if self.futures is not None and endpoint.startswith(FUTURES_PREFIX):
+            return self.futures.cost(endpoint[len(FUTURES_PREFIX):], query)
         return float(self.weights.get(endpoint, 1))
 
     def bad_request(self, exc: BadRequest) -> Reply:

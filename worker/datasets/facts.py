@@ -5,8 +5,19 @@ Checked against ccxt 4.5.90 and the exchanges' API docs:
   GET /futures/data/openInterestHist, limit up to 500, periods 5m..1d, "only the data of the
   latest 1 month is available" (30 days).
 - OKX: GET /api/v5/public/funding-rate-history, 100 a page, newest first, about the last 3
-  months; GET /api/v5/rubik/stat/contracts/open-interest-history, periods 5m, 1H, 1D, 100 a
-  page (ccxt windows ``since`` + limit periods).
+  months; GET /api/v5/rubik/stat/contracts/open-interest-history, 100 a page (ccxt windows
+  ``since`` + limit periods). ccxt asks only for 5m, 1H and 1D, and OKX's 1D opens at Hong
+  Kong midnight (16:00 UTC), off the UTC day grid every stored period is on: 5m and 1h only.
+- Hyperliquid: POST /info {"type": "fundingHistory"}, ascending from startTime, at most 500
+  a response, one rate an hour, kept since the coin's listing; ccxt keeps the first ``limit``
+  of the answer (hyperliquid.fetch_funding_rate_history). No open-interest history
+  (has["fetchOpenInterestHistory"] is False), so such a series is skipped with that reason.
+- Bybit: GET /v5/market/funding/history, 200 a page, newest first inside [startTime, endTime];
+  ccxt (bybit.fetch_funding_rate_history) turns a ``since`` into the window since + limit funding
+  intervals (instruments-info ``fundingInterval``), so pages move forward like Binance's.
+  GET /v5/market/open-interest, 200 a page, intervals 5min, 15min, 30min, 1h, 4h, 1d (ccxt
+  options.intervals); a lone startTime is ignored, which the open-interest windows never send
+  (they always give ``until``). Both are served back to the listing: no history limit.
 An exchange not listed here is used through ccxt with a conservative page and no known
 history limit.
 """
@@ -24,20 +35,28 @@ class DatasetFacts:
     history_days: float | None = None          # None: no known limit
     periods: tuple[str, ...] | None = None     # open interest: the periods served; None: any
     newest_first: bool = False                 # pages go back from an ``after`` cursor (OKX funding)
+    # Of more rows than the page in the window ccxt asks for, the exchange serves the newest
+    # (Bybit funding: ccxt's window since + limit intervals holds limit + 1 funding times when
+    # ``since`` is one): the first page is checked for a row lost at its front.
+    keeps_newest: bool = False
 
 
 BINANCE_OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+BYBIT_OI_PERIODS = ("5m", "15m", "30m", "1h", "4h", "1d")
 
 FUNDING: dict[str, DatasetFacts] = {
     "binanceusdm": DatasetFacts(1000),
     "binance": DatasetFacts(1000),
     "okx": DatasetFacts(100, history_days=90, newest_first=True),
+    "hyperliquid": DatasetFacts(500),
+    "bybit": DatasetFacts(200, keeps_newest=True),
 }
 
 OPEN_INTEREST: dict[str, DatasetFacts] = {
     "binanceusdm": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
     "binance": DatasetFacts(500, history_days=30, periods=BINANCE_OI_PERIODS),
-    "okx": DatasetFacts(100, periods=("5m", "1h", "1d")),
+    "okx": DatasetFacts(100, periods=("5m", "1h")),
+    "bybit": DatasetFacts(200, periods=BYBIT_OI_PERIODS),
 }
 
 DEFAULT = DatasetFacts(100)
