@@ -1,4 +1,4 @@
-"""HISTORY efficiency against the rate limit on the Gate, Bitget and Hyperliquid dialects.
+"""HISTORY efficiency against the rate limit on the Gate, Bitget, Hyperliquid and Bybit dialects.
 
     python -m bench.dialects_history [--days 60] [--latency 0.1] [--keep]
 
@@ -11,7 +11,9 @@ pace the exchange allows (or ccxt's, if slower):
 * bitget: serves everything, 200 a request from its archive (ccxt asks it for 1m bars older
   than 29 days), 20 requests / s;
 * hyperliquid: serves the newest 5,000 bars only, up to 5,000 a request; 1,200 weight a
-  minute, a snapshot weighing 20 + 1 per 60 bars returned.
+  minute, a snapshot weighing 20 + 1 per 60 bars returned;
+* bybit: serves everything, 1,000 a request (each page bounded by an end), 600 requests / 5 s
+  per IP; ccxt paces a kline request at 20 ms x cost 5 = 100 ms, the slower of the two.
 
 ``measure(exchange, days, latency, workdir)`` is what a bench scenario calls; it returns
 one dict per exchange with the figures printed here.
@@ -31,13 +33,15 @@ from simulator import ExchangeSimulator, default_rate_limits
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-SYMBOLS = {"gate": "BTC/USDT", "bitget": "BTC/USDT", "hyperliquid": "BTC/USDC"}
-CANDLES = {"gate": "spot/candlesticks", "bitget": "spot/market/", "hyperliquid": "info/candleSnapshot"}
+SYMBOLS = {"gate": "BTC/USDT", "bitget": "BTC/USDT", "hyperliquid": "BTC/USDC", "bybit": "BTC/USDT"}
+CANDLES = {"gate": "spot/candlesticks", "bitget": "spot/market/", "hyperliquid": "info/candleSnapshot",
+           "bybit": "endpoint:kline"}
 # exchange -> (bars it serves back at most, bars per request at most, its token bucket:
 # size and refill per second, and what a full request costs from it)
 SERVES = {"gate": (10_000, 1000, 200, 20.0, 1), "bitget": (None, 200, 20, 20.0, 1),
-          "hyperliquid": (5_000, 5000, 1200, 20.0, 20 + 5000 // 60)}
-CCXT_PACE_S = 0.050        # rateLimit 50 ms on all three (hyperliquid: x4 for candleSnapshot)
+          "hyperliquid": (5_000, 5000, 1200, 20.0, 20 + 5000 // 60), "bybit": (None, 1000, 600, 120.0, 1)}
+# ccxt's pace of one candle request: rateLimit x the endpoint's cost.
+CCXT_PACE_S = {"gate": 0.050, "bitget": 0.050, "hyperliquid": 0.200, "bybit": 0.100}
 
 
 def ideal(exchange: str, bars: int) -> tuple[int, float]:
@@ -46,7 +50,7 @@ def ideal(exchange: str, bars: int) -> tuple[int, float]:
     served_back, per_request, bucket, refill, cost = SERVES[exchange]
     served = bars if served_back is None else min(bars, served_back)
     requests = math.ceil(served / per_request)
-    pace = CCXT_PACE_S * (4 if exchange == "hyperliquid" else 1)
+    pace = CCXT_PACE_S[exchange]
     return requests, max(requests * pace, (requests * cost - bucket) / refill)
 
 

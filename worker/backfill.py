@@ -190,9 +190,13 @@ async def _fetch_page(client: ExchangeClient, series: SeriesKey, since: int, lim
 
 
 def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, timeframe: str) -> bool:
-    """Whether pages can be computed up front: the exchange served ``limit`` bars from ``since``."""
+    """Whether pages can be computed up front: the exchange served ``limit`` bars from ``since``,
+    or its page spans the whole window of ``limit`` bars from ``since`` with a bar without trades
+    inside (an exchange answering a window, as Bybit does with an end bound)."""
     calendar = timeframe[-1] in ("M", "y")  # months differ in length: no fixed window width
-    return not calendar and len(raw) == limit and fresh[0].timestamp == since
+    if calendar or fresh[0].timestamp != since:
+        return False
+    return len(raw) == limit or fresh[-1].timestamp == since + (limit - 1) * timeframe_ms(timeframe)
 
 
 async def _backfill_in_windows(client: ExchangeClient, series: SeriesKey, since: int, stop_at: int,
