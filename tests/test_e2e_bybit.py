@@ -1,8 +1,8 @@
-"""Bybit end to end: the real CLI, the real ccxt over HTTP to the simulator's Bybit v5, SQLite.
+"""Bybit end to end: the real CLI, the real ccxt over HTTP to the simulator's Bybit v5.
 
 Spot and linear-perpetual candles, funding rates and open interest equal the simulator's truth;
 a rerun fetches nothing; AUDIT finds nothing to repair; LIVE picks up a closing bar, a new
-funding rate and a closed open-interest period. Bybit answers a kline request that gives only
+funding rate and a closed open-interest period (SQLite; once the BigQuery fake). Bybit answers a kline request that gives only
 ``start`` with its latest bars, so HISTORY must bound every page with an end.
 """
 
@@ -12,11 +12,20 @@ import time
 
 import pytest
 
-from tests.datasets_support import FUNDING, OPEN_INTEREST, funding_truth, open_interest_truth, sqlite_points
+from tests.datasets_support import (
+    FUNDING,
+    OPEN_INTEREST,
+    bigquery_points,
+    funding_truth,
+    open_interest_truth,
+    sqlite_points,
+)
 from tests.e2e_support import (
     HOUR_MS,
     MINUTE_MS,
     Collector,
+    bigquery_env,
+    bigquery_storage,
     e2e_config,
     floor_to,
     iso_arg,
@@ -112,8 +121,9 @@ def _next_funding_boundary(now_s: float) -> int:
     return int(now_s // step + 1) * step
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("bigquery", marks=pytest.mark.slow)])
 def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within_one_interval(
-        tmp_path, collectors, request) -> None:
+        tmp_path, collectors, request, kind) -> None:
     """The simulator's clock runs 12 s before a funding time, which also closes a 5m period."""
     from simulator import ExchangeSimulator
     from simulator.derivatives import truth_funding, truth_open_interest
@@ -122,8 +132,13 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
     shift = boundary - 12 - time.time()
     sim = ExchangeSimulator(now=lambda: time.time() + shift).start()
     request.addfinalizer(sim.stop)
-    config = e2e_config(tmp_path, sim, {EX: [{"symbol": SWAP, "funding_rates": True, "open_interest": ["5m"]}]})
-    live = Collector(config)
+    storage, env, read = None, {}, lambda table: sqlite_points(tmp_path / "md.sqlite", table)
+    if kind == "bigquery":
+        fake = request.getfixturevalue("bigquery_fake")
+        storage, env, read = bigquery_storage(), bigquery_env(fake), lambda table: bigquery_points(fake, table)
+    config = e2e_config(tmp_path, sim, {EX: [{"symbol": SWAP, "funding_rates": True, "open_interest": ["5m"]}]},
+                        storage=storage)
+    live = Collector(config, env=env)
     collectors.append(live)
     live.wait_healthy(30)
 
@@ -132,11 +147,10 @@ def test_live_writes_a_new_funding_rate_and_a_closed_open_interest_period_within
     period = truth_open_interest(EX, SWAP, 300_000, boundary_ms - 300_000, boundary_ms, boundary_ms)
     assert len(funding) == 1 and len(period) == 1
     funding_key, period_key = (EX, SWAP, funding[0][0]), (EX, SWAP, "5m", boundary_ms - 300_000)
-    store = tmp_path / "md.sqlite"
 
     def arrived() -> bool:
-        return (sqlite_points(store, FUNDING).get(funding_key) == (funding[0][1],)
-                and sqlite_points(store, OPEN_INTEREST).get(period_key) == (period[0][1], None))
+        return (read(FUNDING).get(funding_key) == (funding[0][1],)
+                and read(OPEN_INTEREST).get(period_key) == (period[0][1], None))
 
     poll(lambda: time.time() + shift >= boundary, 30, "the funding time on the exchange clock")
     appeared = time.time()
