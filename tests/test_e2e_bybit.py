@@ -2,8 +2,9 @@
 
 Spot and linear-perpetual candles, funding rates and open interest equal the simulator's truth;
 a rerun fetches nothing; AUDIT finds nothing to repair; LIVE picks up a closing bar, a new
-funding rate and a closed open-interest period (SQLite; once the BigQuery fake). Bybit answers a kline request that gives only
-``start`` with its latest bars, so HISTORY must bound every page with an end.
+funding rate and a closed open-interest period (SQLite; once the BigQuery fake). Bybit answers
+a kline request that gives only ``start`` with its latest bars, so HISTORY must bound every
+page with an end.
 """
 
 from __future__ import annotations
