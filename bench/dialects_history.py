@@ -79,7 +79,7 @@ def measure(exchange: str, days: float, latency: float, workdir: Path) -> dict:
     best_requests, best_s = ideal(exchange, (end - start) // MINUTE_MS)
     return {"exchange": exchange, "exit_code": code, "status": summary.get("status"),
             "rows": summary.get("rows"), "unavailable": summary.get("unavailable"), "seconds": round(seconds, 1),
-            "candle_requests": requests, "http_429": counters.get("status:429", 0),
+            "candle_requests": requests, "http_429": counters.get("rate_limited", 0),
             "ideal_requests": best_requests, "ideal_s": round(best_s, 1),
             "efficiency": round(best_s / seconds, 2) if seconds else None}
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-dialects-"))
     try:
-        print("| exchange | rows | unavailable | s | candle requests | 429s | ideal requests | ideal s |")
+        print("| exchange | rows | unavailable | s | candle requests | rate-limited | ideal requests | ideal s |")
         print("|---|---|---|---|---|---|---|---|")
         for exchange in args.only:
             f = measure(exchange, args.days, args.latency, workdir)
