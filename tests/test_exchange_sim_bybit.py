@@ -177,3 +177,20 @@ def test_unknown_symbols_and_spot_derivative_data_are_refused(sim: ExchangeSimul
     assert body["retCode"] == 10001
     with pytest.raises(ccxt.BadRequest):
         bybit.fetch_ohlcv(SPOT, "1m", None, 5, {"interval": "7"})
+
+
+FAULTS = {"http_503": ccxt.ExchangeNotAvailable, "http_504": ccxt.RequestTimeout, "http_429": ccxt.RateLimitExceeded,
+          "rate_limit": ccxt.RateLimitExceeded, "exchange_error": ccxt.RequestTimeout}
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_faults_map_to_what_ccxt_makes_of_bybit(sim: ExchangeSimulator, bybit: ccxt.Exchange, kind: str) -> None:
+    """exchange_error is Bybit's retCode 10016 "Request timeout", a retryable RequestTimeout."""
+    sim.add_fault("bybit", kind, count=1, endpoint="kline")
+    try:
+        with pytest.raises(ccxt.BaseError) as err:
+            bybit.fetch_ohlcv(SPOT, "1m", None, 5)
+        assert type(err.value) is FAULTS[kind]
+        assert bybit.fetch_ohlcv(SPOT, "1m", None, 5)                     # fault consumed
+    finally:
+        sim.clear_faults("bybit")
