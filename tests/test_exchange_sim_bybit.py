@@ -44,6 +44,16 @@ def test_spot_pairs_and_perpetuals_share_ids_and_are_told_apart(bybit: ccxt.Exch
     assert bybit.markets["SOL/USDT:USDT"]["info"]["fundingInterval"] == 240      # 4-hourly funding
 
 
+def test_tickers_of_each_category_name_their_own_markets(sim: ExchangeSimulator, bybit: ccxt.Exchange) -> None:
+    spot = bybit.fetch_tickers(None, {"type": "spot"})
+    assert sim.requests[-1].query["category"] == "spot"
+    swaps = bybit.fetch_tickers()                   # ccxt's defaultType for Bybit is swap
+    assert sim.requests[-1].query["category"] == "linear"
+    assert set(spot) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
+    assert set(swaps) == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
+    assert all(t["quoteVolume"] > 0 and t["baseVolume"] > 0 for t in [*spot.values(), *swaps.values()])
+
+
 @pytest.mark.parametrize("symbol", [SPOT, SWAP])
 def test_klines_in_a_window_equal_truth_with_the_open_bar(sim: ExchangeSimulator, bybit: ccxt.Exchange,
                                                           clock: FakeClock, symbol: str) -> None:
