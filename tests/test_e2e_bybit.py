@@ -187,3 +187,22 @@ def test_live_over_a_bar_close_stores_closed_bars_final_on_spot_and_linear(sim, 
     for key in series:
         closed = {ts: bar for ts, bar in values_of(store[key]).items() if ts <= open_ts}
         assert truth_diff(closed, truth_bars(key, min(closed), open_ts + 1)) == {}, key
+
+
+def test_a_spot_universe_ranks_spot_pairs_not_the_perpetuals_of_the_same_id(sim, tmp_path, collectors) -> None:
+    """ccxt's plain fetch_tickers lists Bybit's perpetuals; a spot universe must rank spot pairs."""
+    from tests.shard_support import universe_config
+
+    sim.set_rate_limit(EX, enabled=False)
+    for symbol, volume in ((SPOT, 1e8), ("ETH/USDT", 9e9), (SWAP, 5e10), ("SOL/USDT:USDT", 4e10)):
+        sim.set_quote_volume(EX, symbol, volume)
+    config = universe_config(tmp_path, sim, {EX: {"universe": {
+        "quote": ["USDT"], "top": 1, "timeframes": ["1m"], "backfill_hours": 0.1}}})
+    collector = Collector(config)
+    collectors.append(collector)
+    selected = collector.wait_for(lambda: collector.events("universe_selected", exchange=EX), 40, "the universe")
+    assert selected[0]["symbols"] == ["ETH/USDT"]
+    series = (EX, "ETH/USDT", "1m")
+    poll(lambda: sqlite_latest(tmp_path / "md.sqlite").get(series), 30, "ETH/USDT stored")
+    assert collector.terminate() == 0
+    assert list(sqlite_latest(tmp_path / "md.sqlite")) == [series]
