@@ -1,5 +1,6 @@
-"""The exchange simulator: Binance, Kraken and OKX REST dialects for the real ccxt, on
-127.0.0.1 only, with deterministic prices, a ``truth()`` oracle, rate limits and faults.
+"""The exchange simulator: REST dialects (Binance, Binance USDⓈ-M, Kraken, OKX, Gate, Bitget,
+Hyperliquid, Bybit) for the real ccxt, on 127.0.0.1 only, with deterministic prices, a
+``truth()`` oracle, rate limits and faults.
 
 The offline demo, the benchmark and the tests use it through the names below::
 
@@ -37,7 +38,7 @@ subclass of a dialect (``Binance``, ``Kraken``, ``Okx``; a dialect maps a ``Requ
 ``python -m simulator --port 8900`` runs one on its own.
 """
 
-from .dialects import Binance, Bitget, Coinbase, Dialect, Gate, Hyperliquid, Kraken, Kucoin, Okx, Reply, Request
+from .dialects import Binance, Bitget, Bybit, Coinbase, Dialect, Gate, Hyperliquid, Kraken, Kucoin, Okx, Reply, Request
 from .faults import FAULT_KINDS
 from .limits import RateLimitConfig, default_rate_limits
 from .markets import MarketSpec, add_market
@@ -48,6 +49,7 @@ from .server import EXCHANGES, ExchangeSimulator, RequestRecord, ccxt_config
 __all__ = [
     "Binance",
     "Bitget",
+    "Bybit",
     "Coinbase",
     "Dialect",
     "EXCHANGES",

@@ -1,8 +1,10 @@
-"""Exchanges that serve the newest bars up to an end (Bybit): the adapter bounds each page."""
+"""What the adapter does for Bybit: bound each candle page with an end (Bybit otherwise serves its
+newest bars), and ask for spot tickers by type (ccxt defaults Bybit to swaps)."""
 
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import AsyncMock
 
 import ccxt.async_support as ccxt_async
 
@@ -46,3 +48,23 @@ def test_a_bybit_kline_request_is_paced_by_its_cost_in_ccxt() -> None:
         finally:
             await client._exchange.close()
     assert abs(asyncio.run(go()) - 0.1) < 1e-9
+
+
+def test_spot_tickers_are_asked_by_type_where_ccxt_defaults_to_swaps() -> None:
+    """bybit.options.defaultType is "swap": a plain fetch_tickers would list the perpetuals."""
+    calls = []
+    for exchange_id, default in (("bybit", "swap"), ("binance", "spot")):
+        exchange = mock_exchange()
+        exchange.options = {"defaultType": default}
+        exchange.has = {**exchange.has, "fetchTickers": True}
+        exchange.fetch_tickers = AsyncMock(return_value={})
+
+        async def go(exchange=exchange, exchange_id=exchange_id) -> None:
+            client = ExchangeClient(exchange_id, {}, factory=lambda settings: exchange, clock=lambda: 0.0,
+                                    sleep=no_sleep)
+            await client.open()
+            await client.fetch_tickers("spot")
+            await client.fetch_tickers("swap")
+        asyncio.run(go())
+        calls.append([call.args for call in exchange.fetch_tickers.call_args_list])
+    assert calls == [[(None, {"type": "spot"}), (None, {})], [(None, {}), (None, {"type": "swap"})]]

@@ -44,6 +44,16 @@ def test_spot_pairs_and_perpetuals_share_ids_and_are_told_apart(bybit: ccxt.Exch
     assert bybit.markets["SOL/USDT:USDT"]["info"]["fundingInterval"] == 240      # 4-hourly funding
 
 
+def test_tickers_of_each_category_name_their_own_markets(sim: ExchangeSimulator, bybit: ccxt.Exchange) -> None:
+    spot = bybit.fetch_tickers(None, {"type": "spot"})
+    assert sim.requests[-1].query["category"] == "spot"
+    swaps = bybit.fetch_tickers()                   # ccxt's defaultType for Bybit is swap
+    assert sim.requests[-1].query["category"] == "linear"
+    assert set(spot) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
+    assert set(swaps) == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
+    assert all(t["quoteVolume"] > 0 and t["baseVolume"] > 0 for t in [*spot.values(), *swaps.values()])
+
+
 @pytest.mark.parametrize("symbol", [SPOT, SWAP])
 def test_klines_in_a_window_equal_truth_with_the_open_bar(sim: ExchangeSimulator, bybit: ccxt.Exchange,
                                                           clock: FakeClock, symbol: str) -> None:
@@ -177,3 +187,20 @@ def test_unknown_symbols_and_spot_derivative_data_are_refused(sim: ExchangeSimul
     assert body["retCode"] == 10001
     with pytest.raises(ccxt.BadRequest):
         bybit.fetch_ohlcv(SPOT, "1m", None, 5, {"interval": "7"})
+
+
+FAULTS = {"http_503": ccxt.ExchangeNotAvailable, "http_504": ccxt.RequestTimeout, "http_429": ccxt.RateLimitExceeded,
+          "rate_limit": ccxt.RateLimitExceeded, "exchange_error": ccxt.RequestTimeout}
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_faults_map_to_what_ccxt_makes_of_bybit(sim: ExchangeSimulator, bybit: ccxt.Exchange, kind: str) -> None:
+    """exchange_error is Bybit's retCode 10016 "Request timeout", a retryable RequestTimeout."""
+    sim.add_fault("bybit", kind, count=1, endpoint="kline")
+    try:
+        with pytest.raises(ccxt.BaseError) as err:
+            bybit.fetch_ohlcv(SPOT, "1m", None, 5)
+        assert type(err.value) is FAULTS[kind]
+        assert bybit.fetch_ohlcv(SPOT, "1m", None, 5)                     # fault consumed
+    finally:
+        sim.clear_faults("bybit")

@@ -199,3 +199,25 @@ def test_pages_of_one_series_are_fetched_concurrently_when_the_exchange_serves_e
     assert [c.timestamp for c in emitted] == [c[0] for c in history]  # in order, none twice
     assert outcome.status == "complete" and outcome.covered_until == START + 1000 * MINUTE
     assert peak[0] == 4 and len(calls) == 10
+
+
+def test_windows_with_a_quiet_minute_inside_are_still_fetched_concurrently() -> None:
+    """An exchange serving the window [since, since + limit bars) (Bybit with its end bound): a
+    page from ``since`` to the window's last bar is exact, even one bar short of ``limit``."""
+    history = [candle(START + k * MINUTE, 100 + k) for k in range(1000) if k % 100 != 50]
+    calls = []
+    in_flight, peak = [0], [0]
+
+    async def windowed(symbol, timeframe, since=None, limit=None):
+        calls.append(since)
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        await asyncio.sleep(0.001)
+        in_flight[0] -= 1
+        return [c for c in history if since <= c[0] < since + limit * MINUTE]
+    now = START + 1000 * MINUTE + 1
+    exchange = mock_exchange(ohlcv=windowed, server_time_ms=lambda: now)
+    outcome, emitted = backfill(exchange, now, START, START + 1000 * MINUTE, page_limit=100, concurrency=4)
+    assert [c.timestamp for c in emitted] == [c[0] for c in history]
+    assert outcome.status == "complete" and outcome.covered_until == START + 1000 * MINUTE
+    assert peak[0] == 4 and len(calls) == 10

@@ -191,9 +191,9 @@ async def _fetch_page(client: ExchangeClient, series: SeriesKey, since: int, lim
 
 def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, timeframe: str) -> bool:
     """Whether pages can be computed up front: the exchange served the ``limit`` bars from
-    ``since``, first to last. Exchanges that serve a time window (KuCoin, Coinbase, Gate) leave
-    out minutes without trades, so the page may hold fewer rows; its first and last bars show
-    the window was served whole."""
+    ``since``, first to last. Exchanges that serve a time window (KuCoin, Coinbase, Gate, Bybit
+    with an end bound) leave out minutes without trades, so the page may hold fewer rows; its
+    first and last bars show the window was served whole."""
     calendar = timeframe[-1] in ("M", "y")  # months differ in length: no fixed window width
     if calendar or len(raw) > limit or fresh[0].timestamp != since:
         return False

@@ -250,7 +250,11 @@ class ExchangeClient:
         """Every market's 24h ticker in one request (ranking by quote volume needs no more)."""
         if not self._exchange.has.get("fetchTickers"):
             raise ExchangeRejected(f"{self.exchange_id} offers no fetchTickers through ccxt")
-        params = {} if market_type == "spot" else {"type": market_type}
+        # A plain fetch_tickers asks for ccxt's ``defaultType`` (Bybit's is swap): name the type
+        # whenever it differs from that.
+        options = getattr(self._exchange, "options", None)
+        default = options.get("defaultType", "spot") if isinstance(options, dict) else "spot"
+        params = {} if market_type == default else {"type": market_type}
         return await self._call("fetch_tickers", None, params) or {}
 
     def seconds_per_ohlcv_request(self) -> float:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 from itertools import takewhile
 
-from ..derivatives import funding_events, funding_interval_ms, open_interest_points
+from ..derivatives import funding_events, funding_interval_ms, open_interest_at, open_interest_points
 from ..markets import MINUTE_MS, Bar, MarketSpec, bar_strings, fmt_units
 from ..prices import iter_bars
 from .base import BadRequest, Dialect, Reply, Request, RowLayout, int_param, take
@@ -140,12 +140,27 @@ class Bybit(Dialect):
                 "lowerFundingRate": "-0.005", "isPreListing": False, "preListingInfo": None}
 
     def get_tickers(self, req: Request) -> Reply:
-        """GET /v5/market/tickers?category=...: volume24h in base, turnover24h in quote."""
+        """GET /v5/market/tickers?category=...: volume24h in base, turnover24h in quote. A linear
+        ticker also carries open interest and funding, which is how bybit.parse_ticker tells it
+        from the spot pair of the same id (``openInterestValue`` present)."""
         category = self._category(req)
-        rows = [{"symbol": spec.native_id, "lastPrice": last, "bid1Price": last, "bid1Size": "0",
-                 "ask1Price": last, "ask1Size": "0", "prevPrice24h": last, "price24hPcnt": "0",
-                 "highPrice24h": last, "lowPrice24h": last, "turnover24h": quote, "volume24h": base}
-                for spec, (last, base, quote) in self.tickers(req.now_ms) if _category(spec) == category]
+        rows = []
+        for spec, (last, base, quote) in self.tickers(req.now_ms):
+            if _category(spec) != category:
+                continue
+            row = {"symbol": spec.native_id, "lastPrice": last, "bid1Price": last, "bid1Size": "0",
+                   "ask1Price": last, "ask1Size": "0", "prevPrice24h": last, "price24hPcnt": "0",
+                   "highPrice24h": last, "lowPrice24h": last, "turnover24h": quote, "volume24h": base}
+            if category == "linear":
+                period = 5 * MINUTE_MS
+                amount, value = open_interest_at(spec, req.now_ms // period * period - period)
+                interval = funding_interval_ms(spec)
+                row.update({"indexPrice": last, "markPrice": last, "openInterest": amount,
+                            "openInterestValue": value, "fundingRate": "0.0001",
+                            "nextFundingTime": str(req.now_ms // interval * interval + interval),
+                            "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "",
+                            "deliveryTime": "0"})
+            rows.append(row)
         return self._ok(req, {"category": category, "list": rows})
 
     def get_kline(self, req: Request) -> Reply:

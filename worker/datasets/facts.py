@@ -12,9 +12,11 @@ Checked against ccxt 4.5.90 and the exchanges' API docs:
   a response, one rate an hour, kept since the coin's listing; ccxt keeps the first ``limit``
   of the answer (hyperliquid.fetch_funding_rate_history). No open-interest history
   (has["fetchOpenInterestHistory"] is False), so such a series is skipped with that reason.
-- Bybit: GET /v5/market/funding/history, 200 a page, newest first inside [startTime, endTime];
-  ccxt (bybit.fetch_funding_rate_history) turns a ``since`` into the window since + limit funding
-  intervals (instruments-info ``fundingInterval``), so pages move forward like Binance's.
+- Bybit: GET /v5/market/funding/history, 200 a page, the newest before ``endTime`` first. ccxt
+  (bybit.fetch_funding_rate_history) turns a ``since`` into the window since + limit funding
+  intervals (instruments-info ``fundingInterval``): a window that starts on a funding time holds
+  one more than the page and loses its oldest, and a window before the listing comes back empty
+  as if the range were done. Pages go back from ``until`` instead, which ccxt sends alone.
   GET /v5/market/open-interest, 200 a page, intervals 5min, 15min, 30min, 1h, 4h, 1d (ccxt
   options.intervals); a lone startTime is ignored, which the open-interest windows never send
   (they always give ``until``). Both are served back to the listing: no history limit.
@@ -35,10 +37,9 @@ class DatasetFacts:
     history_days: float | None = None          # None: no known limit
     periods: tuple[str, ...] | None = None     # open interest: the periods served; None: any
     newest_first: bool = False                 # pages go back from an ``after`` cursor (OKX funding)
-    # Of more rows than the page in the window ccxt asks for, the exchange serves the newest
-    # (Bybit funding: ccxt's window since + limit intervals holds limit + 1 funding times when
-    # ``since`` is one): the first page is checked for a row lost at its front.
-    keeps_newest: bool = False
+    # newest_first: the parameter that names the cursor: OKX's own ``after`` (exclusive), or
+    # ccxt's unified ``until`` (inclusive; Bybit's endTime).
+    before_param: str = "after"
 
 
 BINANCE_OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
@@ -49,7 +50,7 @@ FUNDING: dict[str, DatasetFacts] = {
     "binance": DatasetFacts(1000),
     "okx": DatasetFacts(100, history_days=90, newest_first=True),
     "hyperliquid": DatasetFacts(500),
-    "bybit": DatasetFacts(200, keeps_newest=True),
+    "bybit": DatasetFacts(200, newest_first=True, before_param="until"),
 }
 
 OPEN_INTEREST: dict[str, DatasetFacts] = {

@@ -28,22 +28,17 @@ class FundingRates:
                        page_limit: int, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
                        concurrency: int = 1) -> SeriesOutcome:
         facts = funding_facts(client.exchange_id)
-        first_page = [True]
 
         async def forward(cursor: int, stop: int, limit: int) -> tuple[ParsedPoints, int | None]:
             raw = await client.fetch_funding_rate_history(series.symbol, cursor, limit)
             parsed = parse_funding(raw)
             full = len(raw or ()) >= limit and parsed.points
-            if full and facts.keeps_newest and first_page[0] and parsed.points[0].timestamp > cursor:
-                # Later pages start just after a funding time, where no other one can be.
-                head = parse_funding(await client.fetch_funding_rate_history(
-                    series.symbol, cursor, limit, {"until": parsed.points[0].timestamp - 1}))
-                parsed = ParsedPoints(sorted(set(head.points) | set(parsed.points)), head.rejected + parsed.rejected)
-            first_page[0] = False
             return parsed, (parsed.points[-1].timestamp + 1 if full else None)
 
         async def backward(after: int, limit: int) -> tuple[ParsedPoints, int]:
-            raw = await client.fetch_funding_rate_history(series.symbol, None, limit, {"after": after})
+            # Everything before ``after``: OKX's ``after`` is exclusive, ccxt's ``until`` inclusive.
+            before = after if facts.before_param == "after" else after - 1
+            raw = await client.fetch_funding_rate_history(series.symbol, None, limit, {facts.before_param: before})
             return parse_funding(raw), len(raw or ())
 
         return await backfill_points(

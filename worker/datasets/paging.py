@@ -2,9 +2,10 @@
 
 Two ways of paging, as the exchanges serve them: forward from a cursor (Binance: ascending
 pages from startTime; open interest in windows of one page each), or back from the end
-(OKX funding: newest first before an ``after`` cursor). The part of the range older than what
-the exchange keeps (Binance: 30 days of open interest; OKX: about 3 months of funding) is not
-asked for and is reported as unavailable; nothing is ever invented.
+(OKX funding: newest first before an ``after`` cursor; Bybit funding: before ccxt's
+``until``). The part of the range older than what the exchange keeps (Binance: 30 days of open
+interest; OKX: about 3 months of funding) is not asked for and is reported as unavailable;
+nothing is ever invented.
 """
 
 from __future__ import annotations
