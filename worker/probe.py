@@ -24,6 +24,10 @@ from worker.exchange import ExchangeClient
 FLOOR_MS = int(datetime(2010, 1, 1, tzinfo=UTC).timestamp() * 1000)
 MAX_BISECT_REQUESTS = 20
 DEFAULT_PAGE = 1000
+# A window of the last N bars moves while the probe runs: the final page may need a bar more.
+CONFIRM_ATTEMPTS = 3
+# Bars without trades an exchange may leave out at the start of a page that honours since.
+QUIET_SLACK_BARS = 10
 # A probe is interactive: one quick retry, not the collector's patient backoff.
 PROBE_BACKOFF = Backoff(base=0.2, factor=2.0, cap=1.0, attempts=2)
 
@@ -49,31 +53,79 @@ class Prober:
         self.requests += 1
         return await self.client.fetch_ohlcv(self.symbol, self.timeframe, since, limit)
 
-    async def served_from(self, since: int, limit: int) -> bool:
-        """A since is served when the page starts near it; empty, error or far later is not."""
+    async def rows_from(self, since: int, limit: int) -> list[list[Any]] | None:
+        """A page from ``since``; None when the exchange refuses that ``since`` (too old)."""
         try:
-            rows = await self.page(since, limit)
+            return await self.page(since, limit)
         except ExchangeUnavailable:
             raise
         except Exception:  # noqa: BLE001 -- an exchange refusing an old since means "not served"
-            return False
-        return bool(rows) and rows[0][0] - since < limit * self.tf_ms
+            return None
 
-    async def oldest_bar(self, newest_ms: int, limit: int) -> int | None:
-        """Bisection on since between FLOOR_MS (not served) and newest_ms (served)."""
-        low, high = FLOOR_MS, newest_ms
-        if await self.served_from(low, limit):
-            high = low
-        budget = MAX_BISECT_REQUESTS - 1
-        while high - low > self.tf_ms and budget > 0:
-            mid = (low + high) // 2 // self.tf_ms * self.tf_ms
-            budget -= 1
-            if await self.served_from(mid, limit):
-                high = mid
+    async def oldest_bar(self, floor_ms: int, newest_ms: int, limit: int) -> int | None:
+        """The oldest bar the exchange serves, exactly, in at most MAX_BISECT_REQUESTS requests.
+
+        A page that is not empty starts at the first bar served at or after its ``since`` (an
+        exchange that honours ``since``, one bounded by an end, or one that only keeps a window
+        and ignores ``since``), so a page from ``floor_ms`` (the listing when ccxt knows it)
+        that carries bars answers at once. Otherwise the bisection keeps ``low`` (empty or
+        refused) and ``high`` (served) on bar boundaries, and stops when nothing can be served
+        between them: ``low`` came back empty and the smallest page served so far reaches
+        ``high`` from it (an exchange bounded by an end; Bitget's and OKX's archives serve
+        smaller pages than their recent candles), or they are adjacent bars (an exchange
+        refusing an old ``since``: Gate's 10,000 bars). Where the oldest since moves with the
+        clock (a window of the last N bars) a final page from ``high`` may be refused a bar
+        later: ``high`` then moves on one bar, so the answer is the oldest bar served when the
+        last request was answered.
+        """
+        tf, spent = self.tf_ms, self.requests
+        rows = await self.rows_from(floor_ms, limit)
+        if rows:
+            return rows[0][0]
+        low, low_empty, high, reach = floor_ms, rows is not None, newest_ms, limit
+        if not low_empty:
+            # Refused: step back from the newest bar by growing pages to bracket the boundary.
+            back = 4 * limit * tf
+            while newest_ms - back > low and self.requests - spent < MAX_BISECT_REQUESTS // 2:
+                at = (newest_ms - back) // tf * tf
+                rows = await self.rows_from(at, limit)
+                if not rows:
+                    low, low_empty = at, rows is not None
+                    break
+                high, back, reach = at, back * 4, min(reach, len(rows))
+        while self.requests - spent < MAX_BISECT_REQUESTS - 1:
+            if high - low <= tf or (low_empty and high - low <= reach * tf):
+                break
+            mid = (low + high) // 2 // tf * tf
+            rows = await self.rows_from(mid, limit)
+            if rows:
+                high, reach = mid, min(reach, len(rows))
             else:
-                low = mid
-        rows = await self.page(high, limit)
-        return rows[0][0] if rows else None
+                low, low_empty = mid, rows is not None
+        for _ in range(CONFIRM_ATTEMPTS):
+            rows = await self.rows_from(high, limit)
+            if rows is not None:
+                return rows[0][0] if rows else None
+            high += tf
+        return None
+
+
+def listing_ms(market: dict[str, Any] | None, tf_ms: int) -> int:
+    """Where the search for the oldest bar starts: the listing when ccxt's market knows it
+    (``created``: Binance's onboardDate, OKX's listTime, Bitget's launchTime, Gate's
+    create_time), on a bar boundary; else FLOOR_MS."""
+    created = (market or {}).get("created")
+    return created // tf_ms * tf_ms if isinstance(created, int) and created > FLOOR_MS else FLOOR_MS
+
+
+def clock_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def starts_at(rows: list[list[Any]], since: int, tf_ms: int) -> bool:
+    """Whether a page honours ``since``: it starts there, or a few bars later when the first
+    minutes had no trades (a window of the newest bars starts hundreds of bars later)."""
+    return bool(rows) and since <= rows[0][0] < since + QUIET_SLACK_BARS * tf_ms
 
 
 async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
@@ -91,15 +143,22 @@ async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
         limit = client.max_ohlcv_limit(symbol, request.timeframe) or DEFAULT_PAGE
         prober = Prober(client, symbol, request.timeframe, tf_ms)
         bucket = now_ms // tf_ms * tf_ms
-        deep = await prober.page(bucket - 10 * limit * tf_ms, limit)
+        # Two pages back: within every exchange's reach (Gate refuses 10,000 bars back), and
+        # past a window of the newest bars (Kraken's 720) so the page shows how much one carries.
+        deep = await prober.page(bucket - 2 * limit * tf_ms, limit)
         honoured_since = bucket - 3 * limit * tf_ms
         first = await prober.page(honoured_since, limit)
+        # The open bar is the one opening at the minute the request leaves, by our clock then.
+        open_bucket = clock_ms() // tf_ms * tf_ms
         newest = await prober.page(None, limit)
-        oldest = await prober.oldest_bar(bucket, limit)
+        floor = listing_ms(client.market(symbol), tf_ms)
+        # Old bars may come from an archive with smaller pages (OKX): ask no more than it serves.
+        archive_limit = client.max_ohlcv_limit(symbol, request.timeframe, floor) or limit
+        oldest = await prober.oldest_bar(floor, bucket, archive_limit)
         return {"exchange": request.exchange_id, "symbol": symbol, "timeframe": request.timeframe,
                 "timeframes": client.timeframes(), "rate_limit_ms": client.rate_limit_ms(),
-                "page_size": len(deep), "since_honoured": bool(first) and first[0][0] == honoured_since,
-                "open_bar_included": bool(newest) and newest[-1][0] == bucket,
+                "page_size": len(deep), "since_honoured": starts_at(first, honoured_since, tf_ms),
+                "open_bar_included": bool(newest) and newest[-1][0] >= open_bucket,
                 "oldest_bar": None if oldest is None else iso_utc(oldest), "requests": prober.requests}
     finally:
         await client.close()
@@ -113,7 +172,7 @@ def render(result: dict[str, Any]) -> str:
 def probe_main(params: dict[str, Any]) -> None:
     """Child-process entry point: prints the result and exits with the command's code."""
     request = ProbeRequest(**params)
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    now_ms = clock_ms()
     try:
         result = asyncio.run(probe(request, now_ms))
     except ExchangeSetupError as exc:
