@@ -182,3 +182,41 @@ def test_unknown_exchange_exits_2(tmp_path, shared_sim):
     done = run_probe(config, "--exchange", "nosuchexchange")
     assert done.returncode == exit_codes.USAGE
     assert "nosuchexchange" in done.stderr
+
+
+def run_on_terminal(config: Path, *args: str) -> tuple[int, str]:
+    """The CLI with its stdout on a pseudo-terminal, as a person at a shell runs it."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "supervisor", "--mode", "probe", "--config", str(config),
+                                *args], cwd=ROOT, stdout=slave, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:                      # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_a_terminal_shows_one_labelled_line_per_fact(tmp_path, shared_sim, probed):
+    expected, _ = probed("binance", "BTC/USDT")
+    code, text = run_on_terminal(probe_config(tmp_path, shared_sim, "binance", "BTC/USDT"), "--exchange", "binance")
+    assert code == exit_codes.OK
+    lines = text.strip().splitlines()
+    assert lines == ["binance BTC/USDT 1m",
+                     f"  timeframes         {', '.join(expected['timeframes'])}",
+                     "  ccxt's pace        20 ms a request",
+                     "  page size          1000 bars",
+                     "  since honoured     yes",
+                     f"  open bar included  {'yes' if expected['open_bar_included'] else 'no'}",
+                     f"  oldest bar         {expected['oldest_bar']}",
+                     "  requests made      4"]
+    assert not text.lstrip().startswith("{")

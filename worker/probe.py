@@ -164,9 +164,22 @@ async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
         await client.close()
 
 
+# What a terminal shows, in this order: (result key, label, how the value reads).
+TERMINAL_LINES = (("timeframes", "timeframes", ", ".join),
+                  ("rate_limit_ms", "ccxt's pace", lambda v: f"{v:g} ms a request"),
+                  ("page_size", "page size", lambda v: f"{v} bars"),
+                  ("since_honoured", "since honoured", lambda v: "yes" if v else "no"),
+                  ("open_bar_included", "open bar included", lambda v: "yes" if v else "no"),
+                  ("oldest_bar", "oldest bar", lambda v: v or "none served"),
+                  ("requests", "requests made", str))
+
+
 def render(result: dict[str, Any]) -> str:
-    width = max(len(k) for k in result)
-    return "\n".join(f"{k.ljust(width)}  {', '.join(v) if isinstance(v, list) else v}" for k, v in result.items())
+    """The result for a person: a title line, then one labelled line per fact."""
+    width = max(len(label) for _, label, _ in TERMINAL_LINES)
+    lines = [f"{result['exchange']} {result['symbol']} {result['timeframe']}"]
+    lines += [f"  {label.ljust(width)}  {show(result[key])}" for key, label, show in TERMINAL_LINES]
+    return "\n".join(lines)
 
 
 def probe_main(params: dict[str, Any]) -> None:
