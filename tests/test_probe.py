@@ -220,3 +220,27 @@ def test_a_terminal_shows_one_labelled_line_per_fact(tmp_path, shared_sim, probe
                      f"  oldest bar         {expected['oldest_bar']}",
                      "  requests made      4"]
     assert not text.lstrip().startswith("{")
+
+
+def test_without_symbol_every_configured_series_gets_one_json_line(tmp_path, shared_sim):
+    shared_sim.set_rate_limit("binance", enabled=False)
+    config = e2e_config(tmp_path, shared_sim, {"binance": [{"symbol": "BTC/USDT", "timeframes": ["1m", "1h"]},
+                                                           {"symbol": "ETH/USDT", "timeframes": ["5m"]}]})
+    done = run_probe(config, "--exchange", "binance")
+    assert done.returncode == exit_codes.OK, done.stderr
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [(r["symbol"], r["timeframe"]) for r in lines] == [("BTC/USDT", "1m"), ("BTC/USDT", "1h"),
+                                                              ("ETH/USDT", "5m")]
+    assert all(r["oldest_bar"] == iso_utc(market("binance", r["symbol"]).listed_ms) for r in lines)
+    named = run_probe(config, "--exchange", "binance", "--symbol", "SOL/USDT", "--symbol", "ETH/USDT",
+                      "--timeframe", "15m")
+    assert [(r["symbol"], r["timeframe"]) for r in map(json.loads, named.stdout.strip().splitlines())] == [
+        ("SOL/USDT", "15m"), ("ETH/USDT", "15m")]
+
+
+def test_a_symbol_not_listed_exits_2_before_any_candle_request(tmp_path, shared_sim):
+    config = probe_config(tmp_path, shared_sim, "binance", "BTC/USDT")
+    shared_sim.clear_requests()
+    done = run_probe(config, "--exchange", "binance", "--symbol", "BTC/USDT", "--symbol", "NOPE/USDT")
+    assert done.returncode == exit_codes.USAGE and "NOPE/USDT" in done.stderr
+    assert not [r for r in shared_sim.requests if r.endpoint in DIALECTS["binance"].candle_endpoints]

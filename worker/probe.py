@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from worker.exchange import ExchangeClient
 FLOOR_MS = int(datetime(2010, 1, 1, tzinfo=UTC).timestamp() * 1000)
 MAX_BISECT_REQUESTS = 20
 DEFAULT_PAGE = 1000
+DEFAULT_SYMBOL, DEFAULT_TIMEFRAME = "BTC/USDT", "1m"
 # A window of the last N bars moves while the probe runs: the final page may need a bar more.
 CONFIRM_ATTEMPTS = 3
 # Bars without trades an exchange may leave out at the start of a page that honours since.
@@ -36,9 +38,9 @@ PROBE_BACKOFF = Backoff(base=0.2, factor=2.0, cap=1.0, attempts=2)
 class ProbeRequest:
     exchange_id: str
     ccxt_settings: dict[str, Any]
-    symbol: str | None
-    timeframe: str
-    configured_symbols: tuple[str, ...]
+    symbols: tuple[str, ...]                          # --symbol, repeatable; empty: see probe_series
+    timeframe: str | None                             # --timeframe; None: each series' own, else 1m
+    configured_series: tuple[tuple[str, str], ...]    # (symbol, timeframe) of the exchange's config
     as_json: bool
 
 
@@ -128,40 +130,65 @@ def starts_at(rows: list[list[Any]], since: int, tf_ms: int) -> bool:
     return bool(rows) and since <= rows[0][0] < since + QUIET_SLACK_BARS * tf_ms
 
 
-async def probe(request: ProbeRequest, now_ms: int) -> dict[str, Any]:
+def probe_series(request: ProbeRequest, listed: dict[str, Any]) -> list[tuple[str, str]]:
+    """The series to probe, one result each. Named ``--symbol``s at ``--timeframe`` (1m);
+    without ``--symbol`` every series the config lists for the exchange (``--timeframe``
+    narrowing them to one timeframe a symbol); an exchange not configured: BTC/USDT when
+    listed, else ccxt's first listed market, at ``--timeframe`` (1m)."""
+    if request.symbols:
+        return [(symbol, request.timeframe or DEFAULT_TIMEFRAME) for symbol in dict.fromkeys(request.symbols)]
+    if request.configured_series:
+        if request.timeframe:
+            symbols = dict.fromkeys(symbol for symbol, _ in request.configured_series)
+            return [(symbol, request.timeframe) for symbol in symbols]
+        return list(dict.fromkeys(request.configured_series))
+    symbol = DEFAULT_SYMBOL if DEFAULT_SYMBOL in listed or not listed else next(iter(listed))
+    return [(symbol, request.timeframe or DEFAULT_TIMEFRAME)]
+
+
+async def probe(request: ProbeRequest, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Probes each series in turn and hands each result to ``emit`` as soon as it is known;
+    every symbol and timeframe is checked before the first request for candles."""
     client = ExchangeClient(request.exchange_id, request.ccxt_settings, network_backoff=PROBE_BACKOFF,
                             rate_limit_backoff=PROBE_BACKOFF)
     await client.open()
     try:
-        symbol = request.symbol or next(iter(request.configured_symbols), None) or "BTC/USDT"
-        if client.market(symbol) is None:
-            raise ValueError(f"--symbol {symbol}: not listed on {request.exchange_id}")
-        if request.timeframe not in client.timeframes():
-            raise ValueError(f"--timeframe {request.timeframe}: not offered by {request.exchange_id} "
-                             f"(offered: {', '.join(client.timeframes())})")
-        tf_ms = timeframe_ms(request.timeframe)
-        limit = client.max_ohlcv_limit(symbol, request.timeframe) or DEFAULT_PAGE
-        prober = Prober(client, symbol, request.timeframe, tf_ms)
-        bucket = now_ms // tf_ms * tf_ms
-        # Two pages back: within every exchange's reach (Gate refuses 10,000 bars back), and
-        # past a window of the newest bars (Kraken's 720) so the page shows how much one carries.
-        deep = await prober.page(bucket - 2 * limit * tf_ms, limit)
-        honoured_since = bucket - 3 * limit * tf_ms
-        first = await prober.page(honoured_since, limit)
-        # The open bar is the one opening at the minute the request leaves, by our clock then.
-        open_bucket = clock_ms() // tf_ms * tf_ms
-        newest = await prober.page(None, limit)
-        floor = listing_ms(client.market(symbol), tf_ms)
-        # Old bars may come from an archive with smaller pages (OKX): ask no more than it serves.
-        archive_limit = client.max_ohlcv_limit(symbol, request.timeframe, floor) or limit
-        oldest = await prober.oldest_bar(floor, bucket, archive_limit)
-        return {"exchange": request.exchange_id, "symbol": symbol, "timeframe": request.timeframe,
-                "timeframes": client.timeframes(), "rate_limit_ms": client.rate_limit_ms(),
-                "page_size": len(deep), "since_honoured": starts_at(first, honoured_since, tf_ms),
-                "open_bar_included": bool(newest) and newest[-1][0] >= open_bucket,
-                "oldest_bar": None if oldest is None else iso_utc(oldest), "requests": prober.requests}
+        series = probe_series(request, client.markets())
+        for symbol, timeframe in series:
+            if client.market(symbol) is None:
+                raise ValueError(f"--symbol {symbol}: not listed on {request.exchange_id}")
+            if timeframe not in client.timeframes():
+                raise ValueError(f"--timeframe {timeframe}: not offered by {request.exchange_id} "
+                                 f"(offered: {', '.join(client.timeframes())})")
+        for symbol, timeframe in series:
+            emit(await probe_one(client, request.exchange_id, symbol, timeframe, clock_ms()))
     finally:
         await client.close()
+
+
+async def probe_one(client: ExchangeClient, exchange_id: str, symbol: str, timeframe: str,
+                    now_ms: int) -> dict[str, Any]:
+    tf_ms = timeframe_ms(timeframe)
+    limit = client.max_ohlcv_limit(symbol, timeframe) or DEFAULT_PAGE
+    prober = Prober(client, symbol, timeframe, tf_ms)
+    bucket = now_ms // tf_ms * tf_ms
+    # Two pages back: within every exchange's reach (Gate refuses 10,000 bars back), and
+    # past a window of the newest bars (Kraken's 720) so the page shows how much one carries.
+    deep = await prober.page(bucket - 2 * limit * tf_ms, limit)
+    honoured_since = bucket - 3 * limit * tf_ms
+    first = await prober.page(honoured_since, limit)
+    # The open bar is the one opening at the minute the request leaves, by our clock then.
+    open_bucket = clock_ms() // tf_ms * tf_ms
+    newest = await prober.page(None, limit)
+    floor = listing_ms(client.market(symbol), tf_ms)
+    # Old bars may come from an archive with smaller pages (OKX): ask no more than it serves.
+    archive_limit = client.max_ohlcv_limit(symbol, timeframe, floor) or limit
+    oldest = await prober.oldest_bar(floor, bucket, archive_limit)
+    return {"exchange": exchange_id, "symbol": symbol, "timeframe": timeframe,
+            "timeframes": client.timeframes(), "rate_limit_ms": client.rate_limit_ms(),
+            "page_size": len(deep), "since_honoured": starts_at(first, honoured_since, tf_ms),
+            "open_bar_included": bool(newest) and newest[-1][0] >= open_bucket,
+            "oldest_bar": None if oldest is None else iso_utc(oldest), "requests": prober.requests}
 
 
 # What a terminal shows, in this order: (result key, label, how the value reads).
@@ -183,11 +210,21 @@ def render(result: dict[str, Any]) -> str:
 
 
 def probe_main(params: dict[str, Any]) -> None:
-    """Child-process entry point: prints the result and exits with the command's code."""
+    """Child-process entry point: prints each series' result (a JSON line, or a block on a
+    terminal) as it comes, and exits with the command's code."""
     request = ProbeRequest(**params)
-    now_ms = clock_ms()
+    printed = 0
+
+    def emit(result: dict[str, Any]) -> None:
+        nonlocal printed
+        if request.as_json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(("\n" if printed else "") + render(result), flush=True)
+        printed += 1
+
     try:
-        result = asyncio.run(probe(request, now_ms))
+        asyncio.run(probe(request, emit))
     except ExchangeSetupError as exc:
         print(f"error: --exchange {request.exchange_id}: unknown to ccxt ({exc})", file=sys.stderr)
         sys.exit(exit_codes.USAGE)
@@ -197,5 +234,4 @@ def probe_main(params: dict[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001 -- network errors, exchange down: the user needs the reason
         print(f"error: {request.exchange_id} cannot be reached: {exc}", file=sys.stderr)
         sys.exit(exit_codes.UNREACHABLE)
-    print(json.dumps(result) if request.as_json else render(result), flush=True)
     sys.exit(exit_codes.OK)
