@@ -20,7 +20,7 @@ def probe_params(config: AppConfig, exchange_id: str, symbols: list[str] | None,
     """The probe's inputs as plain data; an exchange not in the config is probed with ccxt's defaults.
     The configured candle series (symbol, timeframe) are what it probes when no --symbol is named."""
     configured = config.exchanges.get(exchange_id)
-    series = tuple((s.symbol, tf) for s in configured.symbols for tf in s.timeframes) if configured else ()
+    series = tuple((s.symbol, tf) for s in configured.symbols for tf in s.timeframes or ()) if configured else ()
     return {"exchange_id": exchange_id, "ccxt_settings": dict(configured.ccxt) if configured else {},
             "symbols": tuple(symbols or ()), "timeframe": timeframe, "configured_series": series,
             "as_json": not sys.stdout.isatty()}
