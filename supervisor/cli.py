@@ -70,8 +70,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", metavar="DIR", help="export: the directory the files go under")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                         help="export: file format (default parquet)")
-    parser.add_argument("--symbol", help="probe: the market to ask for (default: first configured, else BTC/USDT)")
-    parser.add_argument("--timeframe", help="probe: the timeframe to ask for (default 1m)")
+    parser.add_argument("--symbol", action="append",
+                        help="probe: a market to ask for, repeatable (default: the exchange's configured series, "
+                             "else BTC/USDT or its first listed market)")
+    parser.add_argument("--timeframe", help="probe: the timeframe to ask for (default: as configured, else 1m)")
     return parser.parse_args(argv)
 
 
@@ -171,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(exchanges) != 1:
             print("error: --mode probe needs exactly one --exchange ID", file=sys.stderr)
             return exit_codes.USAGE
-        return run_probe(probe_params(config, exchanges[0], args.symbol, args.timeframe or "1m"))
+        return run_probe(probe_params(config, exchanges[0], args.symbol, args.timeframe))
     if args.mode == "export":
         assert start_ms is not None and end_ms is not None
         request = ExportRequest(config.storage, start_ms, end_ms, args.out, args.format or "parquet",

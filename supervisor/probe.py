@@ -15,12 +15,14 @@ from core.config import AppConfig
 from core.entrypoints import PROBE_MAIN, run_entrypoint
 
 
-def probe_params(config: AppConfig, exchange_id: str, symbol: str | None, timeframe: str) -> dict[str, Any]:
-    """The probe's inputs as plain data; an exchange not in the config is probed with ccxt's defaults."""
+def probe_params(config: AppConfig, exchange_id: str, symbols: list[str] | None,
+                 timeframe: str | None) -> dict[str, Any]:
+    """The probe's inputs as plain data; an exchange not in the config is probed with ccxt's defaults.
+    The configured candle series (symbol, timeframe) are what it probes when no --symbol is named."""
     configured = config.exchanges.get(exchange_id)
+    series = tuple((s.symbol, tf) for s in configured.symbols for tf in s.timeframes or ()) if configured else ()
     return {"exchange_id": exchange_id, "ccxt_settings": dict(configured.ccxt) if configured else {},
-            "symbol": symbol, "timeframe": timeframe,
-            "configured_symbols": tuple(s.symbol for s in configured.symbols) if configured else (),
+            "symbols": tuple(symbols or ()), "timeframe": timeframe, "configured_series": series,
             "as_json": not sys.stdout.isatty()}
 
 
