@@ -9,7 +9,8 @@ from unittest.mock import AsyncMock
 import ccxt.async_support as ccxt_async
 
 from tests.mock_exchange import MINUTE, mock_exchange, no_sleep
-from worker.exchange import OHLCV_END_BOUNDED, ExchangeClient
+from worker.exchange import ExchangeClient
+from worker.exchange_facts import OHLCV_END_BOUNDED
 
 
 def _calls(exchange_id: str, *request: object) -> list:
