@@ -1,6 +1,6 @@
 """The exchange simulator: REST dialects (Binance, Binance USDⓈ-M, Kraken, OKX, Gate, Bitget,
-Hyperliquid, Bybit) for the real ccxt, on 127.0.0.1 only, with deterministic prices, a
-``truth()`` oracle, rate limits and faults.
+Hyperliquid, KuCoin, Coinbase, Bybit) for the real ccxt, on 127.0.0.1 only, with deterministic
+prices, funding and open interest, ``truth()`` oracles, rate limits and faults.
 
 The offline demo, the benchmark and the tests use it through the names below::
 
