@@ -67,6 +67,11 @@ def next_bar_start(ts_ms: int, timeframe: str) -> int:
     return bar_start(ts_ms, timeframe) + timeframe_ms(timeframe)
 
 
+def has_fixed_length(timeframe: str) -> bool:
+    """Whether every bar of ``timeframe`` lasts as long: not months or years."""
+    return _split(timeframe)[1] not in ("M", "y")
+
+
 @lru_cache(maxsize=256)
 def epoch_grid_ms(timeframe: str) -> int | None:
     """The bar length of a grid aligned on the epoch (s, m, h, d), None for w, M and y."""
@@ -86,8 +91,7 @@ def bars_between(start_ms: int, end_ms: int, timeframe: str) -> int:
     count, ts = 0, bar_start(start_ms, timeframe)
     if ts < start_ms:
         ts = next_bar_start(ts, timeframe)
-    _, unit = _split(timeframe)
-    if unit not in ("M", "y"):
+    if has_fixed_length(timeframe):
         step = timeframe_ms(timeframe)
         return max(0, -(-(end_ms - ts) // step))
     while ts < end_ms:

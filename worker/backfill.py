@@ -18,7 +18,7 @@ from typing import Awaitable, Callable
 
 from core.protocol import SeriesStatus
 from core.series import Candle, SeriesKey
-from core.timeframes import bar_start, bars_between, next_bar_start, timeframe_ms
+from core.timeframes import bar_start, bars_between, has_fixed_length, next_bar_start, timeframe_ms
 from worker.candles import ParsedBatch, log_rejections, parse_candles
 from worker.errors import CollectorError, ExchangeRejected
 from worker.exchange import ExchangeClient
@@ -194,8 +194,7 @@ def _pages_are_exact(raw: list, fresh: list[Candle], since: int, limit: int, tim
     ``since``, first to last. Exchanges that serve a time window (KuCoin, Coinbase, Gate, Bybit
     with an end bound) leave out minutes without trades, so the page may hold fewer rows; its
     first and last bars show the window was served whole."""
-    calendar = timeframe[-1] in ("M", "y")  # months differ in length: no fixed window width
-    if calendar or len(raw) > limit or fresh[0].timestamp != since:
+    if not has_fixed_length(timeframe) or len(raw) > limit or fresh[0].timestamp != since:
         return False
     return len(raw) == limit or fresh[-1].timestamp == since + (limit - 1) * timeframe_ms(timeframe)
 

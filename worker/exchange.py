@@ -24,7 +24,7 @@ from core.retry import (
     Backoff,
     parse_retry_after,
 )
-from core.timeframes import timeframe_ms
+from core.timeframes import has_fixed_length, timeframe_ms
 from worker import ohlcv_fast
 from worker.errors import (
     ExchangeRejected,
@@ -247,8 +247,8 @@ class ExchangeClient:
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since: int | None = None,
                           limit: int | None = None) -> list[list[Any]]:
         """``limit`` bars from ``since`` (the newest ones when ``since`` is None)."""
-        calendar = timeframe[-1] in ("M", "y")   # months differ in length: no fixed page width
-        if self.exchange_id in OHLCV_END_BOUNDED and since is not None and limit and not calendar:
+        if (self.exchange_id in OHLCV_END_BOUNDED and since is not None and limit
+                and has_fixed_length(timeframe)):  # a month's page has no fixed width
             until = since + (limit - 1) * timeframe_ms(timeframe)
             return await self._call("fetch_ohlcv", symbol, timeframe, since, limit, {"until": until})
         return await self._call("fetch_ohlcv", symbol, timeframe, since, limit)
