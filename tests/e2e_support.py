@@ -441,3 +441,18 @@ def metrics(collector: Collector) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+def wait_until_the_open_bar_ends_final(path: Path, series: list[Series]) -> int:
+    """Wait until the bar open now is stored for every series, then until its stored version
+    is the exchange's final one (up to a minute and a half); its open time."""
+    open_ts = floor_to(now_ms(), MINUTE_MS)
+    poll(lambda: all(open_ts in sqlite_latest(path).get(key, {}) for key in series), 30, "the open bar stored")
+
+    def final() -> bool:
+        store = sqlite_latest(path)
+        return all(values_of(store[key]).get(open_ts) == truth_bars(key, open_ts, open_ts + 1).get(open_ts)
+                   for key in series)
+
+    poll(final, 90, "the bar that was open stored with its final values")
+    return open_ts

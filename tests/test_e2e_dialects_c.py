@@ -27,6 +27,7 @@ from tests.e2e_support import (
     truth_bars,
     truth_diff,
     values_of,
+    wait_until_the_open_bar_ends_final,
 )
 
 DAY_MS = 24 * HOUR_MS
@@ -124,13 +125,5 @@ def test_live_over_a_bar_close_the_bar_that_was_open_ends_final(sim, tmp_path, c
     the exchange's final one on both dialects."""
     collector, series = _live(sim, tmp_path, collectors, 2)
     path = tmp_path / "md.sqlite"
-    open_ts = floor_to(now_ms(), MINUTE_MS)
-    poll(lambda: all(open_ts in sqlite_latest(path).get(key, {}) for key in series), 30, "the open bar stored")
-
-    def final() -> bool:
-        store = sqlite_latest(path)
-        return all(values_of(store[key]).get(open_ts) == truth_bars(key, open_ts, open_ts + 1).get(open_ts)
-                   for key in series)
-
-    poll(final, 90, "the bar that was open stored with its final values")
+    wait_until_the_open_bar_ends_final(path, series)
     assert collector.terminate() == 0
