@@ -30,7 +30,10 @@ def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_pat
 
     assert run("--mode", "history").proc.returncode == 0
     db = sqlite3.connect(tmp_path / "md.sqlite")
-    lost_from, lost_to = iso_utc(start_ms + 600 * 60_000), iso_utc(start_ms + 630 * 60_000)
+    # lose the half hour around a no-trade minute: the exchange can serve all of it but that minute
+    lost_from_ms = next(m for m in quiet if start_ms + 60 * 60_000 <= m < end_ms - 60 * 60_000) - 15 * 60_000
+    lost_to_ms = lost_from_ms + 30 * 60_000
+    lost_from, lost_to = iso_utc(lost_from_ms), iso_utc(lost_to_ms)
     deleted = db.execute("DELETE FROM market_data_ohlcv WHERE timestamp >= ? AND timestamp < ?",
                          (lost_from, lost_to)).rowcount
     db.commit()
@@ -39,14 +42,14 @@ def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_pat
     audit = run("--mode", "audit")
     assert audit.proc.returncode == 1
     summary = audit.events("audit_summary")[0]
-    repairable = [g for g in summary["gaps"] if g["kind"] == "repairable"]
-    # one gap (a no-trade minute next to it would merely widen it), holding every deleted bar
-    assert len(repairable) == 1 and repairable[0]["start"] <= lost_from and lost_to <= repairable[0]["end"]
-    assert repairable[0]["exchange_bars"] == deleted
-    assert summary["repairable"] == deleted
+    repairable = [(g["start_ms"], g["end_ms"], g["exchange_bars"]) for g in summary["gaps"]
+                  if g["kind"] == "repairable"]
+    # one repairable gap per run of deleted bars; a no-trade minute inside the lost half hour is
+    # a no_trades gap of its own and splits the run (the exchange has nothing to repair there)
+    assert repairable == served_runs(set(quiet), lost_from_ms, lost_to_ms)
+    assert sum(bars for *_, bars in repairable) == summary["repairable"] == deleted
     no_trades = [g for g in summary["gaps"] if g["kind"] == "no_trades"]
-    quiet_outside = [m for m in quiet if not (lost_from <= iso_utc(m) < lost_to)]
-    assert sum(g["missing"] for g in no_trades) == len(quiet_outside)
+    assert sum(g["missing"] for g in no_trades) == len(quiet)
 
     repaired = run("--mode", "audit", "--repair")
     assert repaired.proc.returncode == 0
@@ -56,6 +59,19 @@ def test_audit_classifies_gaps_and_repair_fills_the_repairable_ones(sim, tmp_pat
     expected = {c[0]: list(c[1:]) for c in truth("binance", "BTC/USDT", "1m", start_ms, end_ms)}
     assert {ts: list(v) for ts, v in stored.items()} == expected
     assert run("--mode", "audit").proc.returncode == 0  # nothing repairable left
+
+
+def served_runs(quiet: set[int], start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:
+    """(start, end, bars) of each run of minutes in [start_ms, end_ms) the exchange has a bar for."""
+    runs: list[tuple[int, int, int]] = []
+    for minute in range(start_ms, end_ms, 60_000):
+        if minute in quiet:
+            continue
+        if runs and runs[-1][1] == minute:
+            runs[-1] = (runs[-1][0], minute + 60_000, runs[-1][2] + 1)
+        else:
+            runs.append((minute, minute + 60_000, 1))
+    return runs
 
 
 def test_a_quiet_bar_next_to_a_lost_run_is_its_own_no_trades_gap() -> None:
