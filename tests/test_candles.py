@@ -26,6 +26,7 @@ def good(ts: int = T0) -> list:
     ([T0, 10, 12, 9, math.nan, 1], "close is not a finite number"),
     ([T0, 10, math.inf, 9, 11, 1], "high is not a finite number"),
     ([T0, 10, "abc", 9, 11, 1], "high is not a finite number"),
+    ([T0, 10, 10**400, 9, 11, 1], "high is not a finite number"),
     ([T0, 10, 10.5, 9, 11, 1], "high 10.5 is below"),
     ([T0, 10, 12, 10.5, 11, 1], "low 10.5 is above"),
     ([T0, 10, 8, 9, 9, 1], "high 8.0 is below"),

@@ -35,13 +35,14 @@ class ParsedBatch:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for anything else (None, strings that are not numbers, NaN, inf)."""
+def finite_number(value: Any) -> float | None:
+    """A finite float, or None for anything else (None, strings that are not numbers, NaN, inf,
+    an integer too large for a float)."""
     if value is None or isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
@@ -68,7 +69,7 @@ def _check_slowly(raw: Any, timeframe: str) -> Candle | str:
     if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
         return f"bad timestamp {ts!r}"
     ts = int(ts)
-    values = [_number(v) for v in raw[1:6]]
+    values = [finite_number(v) for v in raw[1:6]]
     names = ("open", "high", "low", "close", "volume")
     for name, original, number in zip(names, raw[1:6], values):
         if number is None:

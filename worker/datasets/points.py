@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from core.series import FundingPoint, OpenInterestPoint, SeriesKey
 from core.timeframes import is_on_grid
-from worker.candles import Rejection
+from worker.candles import Rejection, finite_number
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,6 @@ log = logging.getLogger(__name__)
 class ParsedPoints:
     points: list[Any] = field(default_factory=list)     # ascending by timestamp
     rejected: list[Rejection] = field(default_factory=list)
-
-
-def _finite(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _timestamp(entry: dict) -> int | str:
@@ -48,7 +38,7 @@ def _funding(entry: Any, period: str) -> FundingPoint | str:
     ts = _timestamp(entry)
     if isinstance(ts, str):
         return ts
-    rate = _finite(entry.get("fundingRate"))
+    rate = finite_number(entry.get("fundingRate"))
     if rate is None:
         return f"funding rate is not a finite number: {entry.get('fundingRate')!r}"
     return FundingPoint(ts, rate)
@@ -60,11 +50,11 @@ def _open_interest(entry: Any, period: str) -> OpenInterestPoint | str:
     ts = _timestamp(entry)
     if isinstance(ts, str):
         return ts
-    amount = _finite(entry.get("openInterestAmount"))
+    amount = finite_number(entry.get("openInterestAmount"))
     if amount is None:
         return f"open interest amount is not a finite number: {entry.get('openInterestAmount')!r}"
     raw_value = entry.get("openInterestValue")
-    value = None if raw_value is None else _finite(raw_value)
+    value = None if raw_value is None else finite_number(raw_value)
     if raw_value is not None and value is None:
         return f"open interest value is not a finite number: {raw_value!r}"
     if amount < 0 or (value is not None and value < 0):
