@@ -314,10 +314,14 @@ class BigQuerySink:
                     result[key] = epoch_ms(row["last_ts"])
         return result
 
-    def _stored_points(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
-        target, spec = self._target(series.dataset), POINT_BQ_TABLES[series.dataset].spec
-        period = " AND timeframe = @timeframe" if spec.has_timeframe else ""
-        sql = (f"SELECT DISTINCT timestamp FROM `{target.table_path}` WHERE exchange = @exchange "
+    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
+        if series.dataset == OHLCV:
+            table_path, by_period = self.table_path, True
+        else:
+            table_path = self._target(series.dataset).table_path
+            by_period = POINT_BQ_TABLES[series.dataset].spec.has_timeframe
+        period = " AND timeframe = @timeframe" if by_period else ""
+        sql = (f"SELECT DISTINCT timestamp FROM `{table_path}` WHERE exchange = @exchange "
                f"AND symbol = @symbol{period} AND timestamp >= @start AND timestamp < @end ORDER BY timestamp")
         params = [bigquery.ScalarQueryParameter(name, "STRING", value)
                   for name, value in zip(("exchange", "symbol", "timeframe"), series[:3])]
@@ -329,23 +333,6 @@ class BigQuerySink:
         except Exception as exc:
             raise self._translate(exc, "audit query") from exc
         return [epoch_ms(row["timestamp"]) for row in rows]
-
-    def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
-        if series.dataset != OHLCV:
-            return self._stored_points(series, start_ms, end_ms)
-        sql = (f"SELECT DISTINCT timestamp FROM `{self.table_path}` WHERE exchange = @exchange "
-               "AND symbol = @symbol AND timeframe = @timeframe AND timestamp >= @start "
-               "AND timestamp < @end ORDER BY timestamp")
-        params = [bigquery.ScalarQueryParameter(name, "STRING", value)
-                  for name, value in zip(("exchange", "symbol", "timeframe"), series[:3])]
-        params += [bigquery.ScalarQueryParameter(name, "TIMESTAMP", _utc(ms))
-                   for name, ms in (("start", start_ms), ("end", end_ms))]
-        try:
-            rows = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
-                                     timeout=self._timeout).result(timeout=self._timeout * 4)
-        except Exception as exc:
-            raise self._translate(exc, "audit query") from exc
-        return [int(row["timestamp"].timestamp() * 1000) for row in rows]
 
     def _translate(self, exc: Exception, what: str) -> Exception:
         text = f"BigQuery {what} on {self._table}: {type(exc).__name__}: {exc}"[:600]
