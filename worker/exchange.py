@@ -69,7 +69,7 @@ def default_factory(exchange_id: str) -> ExchangeFactory:
     def build(settings: dict[str, Any]) -> Any:
         exchange = getattr(ccxt_async, exchange_id)(settings)
         ohlcv_fast.install(exchange)  # ccxt's per-row parse is most of a backfill's CPU
-        ccxt_throttler.install(exchange)  # ccxt's 1 ms polling at the limit is the next most
+        ccxt_throttler.install(exchange)  # ccxt's bucket wakes every 1 ms while requests wait
         return exchange
     return build
 
