@@ -443,11 +443,51 @@ def metrics(collector: Collector) -> dict[str, float]:
     return values
 
 
+def quiet_in(series: list[Series], start_ms: int, end_ms: int) -> list[int]:
+    """Open times of the minutes in [start, end) without a trade on one of the series' markets
+    (they have no bar to store)."""
+    from simulator import quiet_minutes
+
+    return sorted({ts for exchange, symbol, _ in series for ts in quiet_minutes(exchange, symbol, start_ms, end_ms)})
+
+
+def wait_for_trading_minutes(series: list[Series], *, before: int = 1, after: int = 2) -> None:
+    """Sleep until the ``before`` minutes before this one, this one and the ``after`` after it
+    all have trades on every series, so that a LIVE run started now sees a closed and an open
+    bar. Quiet minutes are rare (two in eight hours, a 15-minute block in two weeks)."""
+    while True:
+        minute = floor_to(now_ms(), MINUTE_MS)
+        quiet = quiet_in(series, minute - before * MINUTE_MS, minute + (after + 1) * MINUTE_MS)
+        if not quiet:
+            return
+        time.sleep(max(0.0, (quiet[-1] + (before + 1) * MINUTE_MS - now_ms()) / 1000))
+
+
+def newest_bars(path: Path, series: list[Series], at_least: int = 1) -> dict[Series, tuple[int, StoredBar]] | None:
+    """Per series, the newest stored bar (the open one), once every series has ``at_least`` bars."""
+    store = sqlite_latest(path)
+    if not all(len(store.get(key, {})) >= at_least for key in series):
+        return None
+    return {key: max(store[key].items()) for key in series}
+
+
+def rewritten(path: Path, series: list[Series], earlier: dict, after_ms: int) -> dict | None:
+    """The newest bars, once each was written at least ``after_ms`` after ``earlier``'s."""
+    newest = newest_bars(path, series)
+    if newest and all(newest[k][1].ingested_at >= earlier[k][1].ingested_at + after_ms for k in series):
+        return newest
+    return None
+
+
 def wait_until_the_open_bar_ends_final(path: Path, series: list[Series]) -> int:
-    """Wait until the bar open now is stored for every series, then until its stored version
-    is the exchange's final one (up to a minute and a half); its open time."""
+    """Wait until the bar open now (or, if a market has no trade this minute, the next minute
+    with trades on every series) is stored for every series, then until its stored version is
+    the exchange's final one (up to a minute and a half); its open time."""
     open_ts = floor_to(now_ms(), MINUTE_MS)
-    poll(lambda: all(open_ts in sqlite_latest(path).get(key, {}) for key in series), 30, "the open bar stored")
+    while quiet_in(series, open_ts, open_ts + MINUTE_MS):
+        open_ts += MINUTE_MS
+    poll(lambda: all(open_ts in sqlite_latest(path).get(key, {}) for key in series),
+         30 + max(0, open_ts - now_ms()) / 1000, "the open bar stored")
 
     def final() -> bool:
         store = sqlite_latest(path)

@@ -23,12 +23,15 @@ from tests.e2e_support import (
     floor_to,
     iso_arg,
     iso_ms,
+    newest_bars,
     now_ms,
     poll,
+    rewritten,
     sqlite_latest,
     truth_bars,
     truth_diff,
     values_of,
+    wait_for_trading_minutes,
     wait_until_the_open_bar_ends_final,
 )
 
@@ -116,22 +119,15 @@ def test_live_stores_closed_bars_final_and_updates_the_open_one(sim, tmp_path, c
                  for exchange, (symbol, *_) in CASES.items()}
     for exchange in exchanges:
         sim.set_rate_limit(exchange, enabled=False)
+    series = [(exchange, symbol[0]["symbol"], "1m") for exchange, symbol in exchanges.items()]
+    wait_for_trading_minutes(series)
     config = e2e_config(tmp_path, sim, exchanges, settings={"update_interval_seconds": 1})
     collector = Collector(config)
     collectors.append(collector)
     collector.wait_healthy(60)
     path = tmp_path / "md.sqlite"
-    series = [(exchange, symbol[0]["symbol"], "1m") for exchange, symbol in exchanges.items()]
-
-    def newest() -> dict | None:
-        store = sqlite_latest(path)
-        if not all(len(store.get(key, {})) >= 2 for key in series):
-            return None
-        return {key: max(store[key].items()) for key in series}
-
-    first = poll(newest, 30, "a closed and an open bar per series")
-    later = poll(lambda: (n := newest()) and all(n[k][1].ingested_at >= first[k][1].ingested_at + 3000
-                                                  for k in series) and n, 30, "the open bar rewritten")
+    first = poll(lambda: newest_bars(path, series, at_least=2), 30, "a closed and an open bar per series")
+    later = poll(lambda: rewritten(path, series, first, 3_000), 30, "the open bar rewritten")
     assert collector.terminate() == 0
     store = sqlite_latest(path)
     cycles = {e: max(line["ts"] for line in collector.events("live_cycle_complete", exchange=e))

@@ -21,29 +21,16 @@ from tests.e2e_support import (
     iso_ms,
     last_cycle_starts,
     loki_env,
+    newest_bars,
     now_ms,
     poll,
+    rewritten,
     series_list,
     sqlite_latest,
+    wait_for_trading_minutes,
 )
 
 ONE_MINUTE = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
-
-
-def newest_bars(path: Path, series: list[tuple], at_least: int = 1) -> dict[tuple, tuple[int, StoredBar]] | None:
-    """Per series, the newest stored bar (the open one), once every series has ``at_least`` bars."""
-    store = sqlite_latest(path)
-    if not all(len(store.get(key, {})) >= at_least for key in series):
-        return None
-    return {key: max(store[key].items()) for key in series}
-
-
-def rewritten(path: Path, series: list[tuple], earlier: dict, after_ms: int) -> dict | None:
-    """The newest bars, once each was written at least ``after_ms`` after ``earlier``'s."""
-    newest = newest_bars(path, series)
-    if newest and all(newest[k][1].ingested_at >= earlier[k][1].ingested_at + after_ms for k in series):
-        return newest
-    return None
 
 
 def assert_plausible_open_version(series: tuple, ts: int, bar: StoredBar) -> None:
@@ -76,12 +63,13 @@ def assert_loki_got_labelled_batches(loki, exchanges) -> None:
 def test_live_stores_the_closed_bar_and_keeps_updating_the_open_one(sim, tmp_path, collectors, loki) -> None:
     """~15 s: the previous (closed) bar lands with final values; the open bar is rewritten."""
     exchanges = {"binance": ONE_MINUTE, "okx": ONE_MINUTE}
+    series = [(exchange, "BTC/USDT", "1m") for exchange in exchanges]
+    wait_for_trading_minutes(series)
     config = e2e_config(tmp_path, sim, exchanges, settings={"update_interval_seconds": 1})
     collector = Collector(config, env=loki_env(loki))
     collectors.append(collector)
     collector.wait_healthy(60)
     path = tmp_path / "md.sqlite"
-    series = [(exchange, "BTC/USDT", "1m") for exchange in exchanges]
     first = poll(lambda: newest_bars(path, series, at_least=2), 20, "a closed and an open bar per series")
     later = poll(lambda: rewritten(path, series, first, 3_000), 20, "the open bar rewritten 3 s later")
     assert collector.terminate() == 0
