@@ -6,7 +6,17 @@ import time
 
 import pytest
 
-from tests.e2e_support import Collector, metrics, now_ms, poll, sqlite_latest, wait_all_final
+from tests.e2e_support import (
+    MINUTE_MS,
+    Collector,
+    floor_to,
+    iso_ms,
+    metrics,
+    poll,
+    sqlite_latest,
+    truth_bars,
+    wait_all_final,
+)
 from tests.shard_support import universe_config
 
 
@@ -38,8 +48,9 @@ def test_live_universe_changes_delisting_and_rate_budget(sim, tmp_path, collecto
     assert change["added"] == ["ETH/USDT"] and change["removed"] == ["BTC/USDT"]
     # The entering symbol is backfilled backfill_hours, then polled.
     entered = ("binance", "ETH/USDT", "1m")
-    poll(lambda: len(sqlite_latest(db).get(entered, {})) >= 28, 40, "ETH/USDT backfilled")
-    assert min(sqlite_latest(db)[entered]) <= now_ms() - 28 * 60_000
+    entered_at = floor_to(iso_ms(change["ts"]), MINUTE_MS)
+    backfilled = set(truth_bars(entered, entered_at - 28 * MINUTE_MS, entered_at))   # minutes with trades
+    poll(lambda: backfilled <= set(sqlite_latest(db).get(entered, {})), 40, "ETH/USDT backfilled")
 
     sim.set_listed("kraken", "ETH/USD", False)
     collector.wait_for(lambda: collector.events("series_delisted", exchange="kraken"), 30, "the delisting")
