@@ -116,7 +116,24 @@ def test_okx_spot_strings_take_the_fast_path() -> None:
     assert slow.calls == 0
 
 
-@pytest.mark.parametrize("bad", [None, "", "abc", "NaN", "inf", [1], {"x": 1}])
+def test_numbers_in_every_decimal_spelling_convert_exactly_as_ccxt_converts_them() -> None:
+    rng = random.Random(5)
+    rows = page(1000)
+    for row in rows:
+        for k in range(1, 6):
+            value = rng.random() * 10 ** rng.randint(-9, 13)
+            spelled = rng.choice([repr(value), f"{value:.{rng.randint(0, 12)}f}", f"{value:e}",
+                                  str(rng.randint(0, 10**6)), f"{value:.3E}"])
+            row[k] = spelled
+        row[2] = f"{max(float(v) for v in row[1:5]):.17g}"  # a high that is the page's column 2
+    exchange = ccxt.binance()
+    fast, slow = fast_and_slow(exchange)
+    assert same(fast(rows, SPOT), slow.original(rows, SPOT))
+    assert slow.calls == 0
+
+
+@pytest.mark.parametrize("bad", [None, "", "abc", "NaN", "inf", [1], {"x": 1}, True, " 12.5 ", "1_000", "0x10",
+                                 "1e400", 10**400])
 def test_a_value_that_will_not_convert_plainly_leaves_the_page_to_ccxt(bad) -> None:
     exchange = ccxt.binance()
     fast, slow = fast_and_slow(exchange)
