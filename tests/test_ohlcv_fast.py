@@ -90,6 +90,35 @@ def test_binance_inverse_reads_another_volume_column_so_ccxt_parses_it() -> None
     assert slow.calls == 1
 
 
+def test_a_layout_is_proven_once_per_market_and_row_width() -> None:
+    exchange, reference = ccxt.binance(), ccxt.binance()
+    sampled = []
+    row_parser = exchange.parse_ohlcv
+    exchange.parse_ohlcv = lambda row, market=None: sampled.append(market["id"]) or row_parser(row, market)
+    slow = Counting(reference)
+    fast = ohlcv_fast.fast_parse_ohlcvs(exchange, slow)
+    inverse = {**SPOT, "id": "BTCUSD_PERP", "type": "swap", "spot": False, "inverse": True}
+    for seed in (1, 2, 3):
+        rows = page(100, seed=seed)
+        assert same(fast(rows, SPOT), reference.parse_ohlcvs(rows, SPOT))
+    assert sampled and set(sampled) == {"BTCUSDT"} and len(sampled) <= 8       # one page's samples
+    assert slow.calls == 0
+    for seed in (1, 2):                                         # another market proves its own
+        del sampled[:]
+        rows = page(100, seed=seed)
+        assert same(fast(rows, inverse), reference.parse_ohlcvs(rows, inverse))
+        assert sampled and set(sampled) == {"BTCUSD_PERP"}      # not proven (volume is column 7)
+    del sampled[:]
+    narrower = [row[:9] for row in page(100, seed=4)]            # another width: proven again
+    assert same(fast(narrower, SPOT), reference.parse_ohlcvs(narrower, SPOT))
+    assert sampled and slow.calls == 2
+    del sampled[:]
+    mixed = page(100, seed=5)
+    mixed[50] = mixed[50][:9]                                   # rows of two widths: ccxt's business
+    assert same(fast(mixed, SPOT), reference.parse_ohlcvs(mixed, SPOT))
+    assert slow.calls == 3
+
+
 def test_okx_swap_volume_column_and_kraken_seconds_go_through_ccxt() -> None:
     okx = ccxt.okx()
     fast, slow = fast_and_slow(okx)
