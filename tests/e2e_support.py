@@ -496,3 +496,24 @@ def wait_until_the_open_bar_ends_final(path: Path, series: list[Series]) -> int:
 
     poll(final, 90, "the bar that was open stored with its final values")
     return open_ts
+
+
+def wait_until_the_open_bars_are_stored(read_store: Callable[[], Store], series: list[Series], timeout: float,
+                                        *, closes_in_ms: int = 10_000) -> Store:
+    """Wait until every series' newest stored bar is the one open now, at least ``closes_in_ms``
+    before this minute ends (sleeping out a quiet minute, or a minute's last seconds, first);
+    the store. A run stopped then stops with an open bar stored on every series."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = now_ms()
+        minute = floor_to(now, MINUTE_MS)
+        if now + closes_in_ms > minute + MINUTE_MS or quiet_in(series, minute, minute + MINUTE_MS):
+            time.sleep((minute + MINUTE_MS - now) / 1000)
+            deadline = time.monotonic() + timeout
+            continue
+        store = read_store()
+        if all(store.get(key) and max(store[key]) == floor_to(now, TIMEFRAME_MS[key[2]]) for key in series):
+            return store
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for the open bar of every series")
+        time.sleep(0.25)

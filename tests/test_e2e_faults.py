@@ -42,6 +42,7 @@ from tests.e2e_support import (
     sqlite_latest,
     truth_bars,
     wait_all_final,
+    wait_until_the_open_bars_are_stored,
 )
 
 BTC_1M = [{"symbol": "BTC/USDT", "timeframes": ["1m"]}]
@@ -355,6 +356,7 @@ def test_sigterm_stops_cleanly_and_a_restart_repairs_the_downtime(sim, tmp_path,
     first = start_live(sim, tmp_path, collectors, THREE_EXCHANGES, interval=1)
     read = lambda: sqlite_latest(tmp_path / "md.sqlite")  # noqa: E731
     wait_all_final(read, series, 30, lag_ms=5_000)
+    wait_until_the_open_bars_are_stored(read, series, 30)        # not in a minute without trades
     children = psutil.Process(first.pid).children(recursive=True)
     stopping = time.monotonic()
     at_stop = stop_and_check_final(first, read, series)

@@ -95,12 +95,15 @@ def test_live_for_minutes_every_closed_bar_ends_final_and_the_open_bar_is_curren
                              {"symbol": "ETH/USDT", "timeframes": ["1m"]}],
                  "okx": [{"symbol": "BTC/USDT", "timeframes": ["1m"]}, {"symbol": "SOL/USDT", "timeframes": ["1m"]}],
                  "kraken": [{"symbol": "BTC/USD", "timeframes": ["1m"]}]}
+    series = series_list(exchanges)
+    # The run spans the minute before the start to the third after it: all must trade for
+    # the open bar to contain now and for bars to close during the run.
+    wait_for_trading_minutes(series, before=1, after=3)
     config = e2e_config(tmp_path, sim, exchanges, settings={"update_interval_seconds": 5})
     collector = Collector(config, env=loki_env(loki))
     collectors.append(collector)
     collector.wait_healthy(60)
     path = tmp_path / "md.sqlite"
-    series = series_list(exchanges)
     samples: dict[tuple, list[tuple[int, StoredBar]]] = {key: [] for key in series}
     run_until = time.monotonic() + 100
     while time.monotonic() < run_until:
