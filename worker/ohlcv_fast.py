@@ -2,7 +2,7 @@
 
 ccxt turns each kline row into ``[timestamp, open, high, low, close, volume]`` through six
 generic ``safe_*`` calls per row (``safe_number_2`` -> ``safe_string_2`` -> ``parse_number``).
-For a 1,000-bar page that is 2.4-5 ms of a worker's CPU (0.35 ms here), more than the HTTP
+For a 1,000-bar page that is 2.4-5 ms of a worker's CPU (0.35 ms on this path), more than the HTTP
 request itself, and a HISTORY backfill at Binance's 50 pages a second turns CPU-bound on it.
 
 Each exchange's ``parse_ohlcv`` is, for list rows, a fixed choice of columns: ``int`` of one,
