@@ -19,30 +19,21 @@ samples cannot tell apart) goes through ccxt unchanged.
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, get_type_hints
 
 import msgspec
 
-_COLUMNS = 6
+from core.series import Candle
+
+_COLUMNS = len(Candle._fields)
 _TIMESTAMP = itemgetter(0)
 
-
-class _Kline(msgspec.Struct, array_like=True):
-    """Columns 0-5 of a kline row; the columns after them are ignored."""
-
-    timestamp: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-
+# A kline row read as a Candle's fields, in order; the columns after them are ignored.
 # msgspec converts in C, and lax (strict=False) it reads a decimal string as float() does:
 # 5,000 numbers a page for a fifth of the CPU of a list comprehension of float() calls.
 # It refuses what float() bends (bools, " 1.5 ", "1_000", a fractional timestamp): such a
 # page goes through ccxt.
-_KLINES = list[_Kline]
+_KLINES = list[msgspec.defstruct("Kline", list(get_type_hints(Candle).items()), array_like=True)]
 
 
 def install(exchange: Any) -> None:
@@ -82,7 +73,10 @@ def _convert(ohlcvs: Any, market: Any, parse_row: Callable[[Any, Any], list], pr
         return None
     if set(map(type, ohlcvs)) != {list} or len(widths := set(map(len, ohlcvs))) != 1:
         return None
-    key = _layout_key(market, widths.pop())
+    width = widths.pop()
+    if width < _COLUMNS:
+        return None
+    key = _layout_key(market, width)
     if key not in proven:
         if not _layout_is_plain(ohlcvs, market, parse_row):
             return None
@@ -106,12 +100,10 @@ def _layout_is_plain(ohlcvs: list, market: Any, parse_row: Callable[[Any, Any], 
 
     A column is identified when, across the samples, only raw column k matches output k
     (a flat candle has open = high = low = close, so one row alone rarely decides). The
-    timestamp must come through unscaled.
+    timestamp must come through unscaled. The rows are lists of one width, six or more.
     """
-    if any(type(r) is not list or len(r) < _COLUMNS for r in ohlcvs):
-        return False
     samples = _samples(ohlcvs)
-    candidates: list[set[int]] = [set(range(1, max(len(r) for r in samples))) for _ in range(_COLUMNS)]
+    candidates: list[set[int]] = [set(range(1, len(samples[0]))) for _ in range(_COLUMNS)]
     for raw in samples:
         parsed = parse_row(raw, market)
         if type(parsed) is not list or len(parsed) != _COLUMNS:
