@@ -415,12 +415,16 @@ def sim_candle_pages(sim: Any, exchange: str) -> list[tuple[Series, str | None, 
     return pages
 
 
+# The rows of a served candle page, by dialect (the shape each exchange answers with).
+PAGE_ROWS: dict[str, Callable[[Any], list[list]]] = {
+    "binance": lambda body: body, "binanceusdm": lambda body: body, "gate": lambda body: body,
+    "okx": lambda body: body["data"], "bitget": lambda body: body["data"], "kucoin": lambda body: body["data"],
+    "kraken": lambda body: next(v for k, v in body["result"].items() if k != "last"),
+    "coinbase": lambda body: body["candles"], "bybit": lambda body: body["result"]["list"]}
+
+
 def _page_rows(exchange: str, body: Any) -> list[list]:
-    if exchange == "binance":
-        return body
-    if exchange == "okx":
-        return body["data"]
-    raise ValueError(f"no page replay for {exchange}")
+    return PAGE_ROWS[exchange](body)
 
 
 def events_by(collector: Collector, name: str, *keys: str) -> dict[tuple, list[dict[str, Any]]]:

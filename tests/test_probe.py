@@ -27,18 +27,10 @@ from simulator.dialects.gate import Gate
 from simulator.dialects.hyperliquid import Hyperliquid
 from simulator.dialects.kraken import Kraken
 from simulator.markets import market
-from tests.e2e_support import e2e_config
+from tests.e2e_support import PAGE_ROWS, e2e_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTE = 60_000
-
-# The rows of a served candle page, by dialect (the shape each exchange answers with).
-PAGE_ROWS = {"binance": lambda body: body, "binanceusdm": lambda body: body, "gate": lambda body: body,
-             "okx": lambda body: body["data"], "bitget": lambda body: body["data"],
-             "kraken": lambda body: next(v for k, v in body["result"].items() if k != "last"),
-             "kucoin": lambda body: body["data"], "coinbase": lambda body: body["candles"],
-             "bybit": lambda body: body["result"]["list"]}
-
 
 def run_probe(config: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "supervisor", "--mode", "probe", "--config", str(config), *args],
