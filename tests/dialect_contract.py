@@ -32,11 +32,11 @@ class FakeClock:
         return int(self.t * 1000)
 
 
-def anchor(exchange: str, symbol: str) -> float:
-    """25 s into a recent minute that, like the next one, has trades: near the wall clock
-    (ccxt computes windows from its own clock) yet fixed."""
+def anchor(exchange: str, *symbols: str) -> float:
+    """25 s into a recent minute that, like the next one, has trades on every one of
+    ``symbols``: near the wall clock (ccxt computes windows from its own clock) yet fixed."""
     minute = int(time.time() // 60) - 1
-    while quiet_minutes(exchange, symbol, minute * MIN, (minute + 2) * MIN):
+    while any(quiet_minutes(exchange, symbol, minute * MIN, (minute + 2) * MIN) for symbol in symbols):
         minute -= 1
     return minute * 60 + 25
 

@@ -19,7 +19,7 @@ DAY = 24 * HOUR_MS
 
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
-    return FakeClock(anchor("bybit", SPOT))
+    return FakeClock(anchor("bybit", SPOT, SWAP))  # both are compared with their open bar
 
 
 @pytest.fixture(scope="module")
