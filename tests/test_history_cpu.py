@@ -6,6 +6,8 @@ import random
 import sqlite3
 from datetime import UTC, datetime
 
+import pytest
+
 from core.series import OhlcvRow
 from core.timefmt import iso_utc
 from worker.sinks.sqlite import SqliteSink
@@ -35,3 +37,13 @@ def test_sqlite_sink_stores_plain_tuples_exactly_as_named_rows(tmp_path) -> None
     dump = "SELECT * FROM market_data_ohlcv ORDER BY timestamp"
     with sqlite3.connect(tmp_path / "named.sqlite") as a, sqlite3.connect(tmp_path / "plain.sqlite") as b:
         assert a.execute(dump).fetchall() == b.execute(dump).fetchall()
+
+
+def test_a_failing_write_leaves_no_transaction_open(tmp_path) -> None:
+    sink = SqliteSink(tmp_path / "md.sqlite")
+    sink.ensure()
+    row = OhlcvRow(1_700_000_040_000, "binance", "BTC/USDT", "1m", 1.0, 2.0, 0.5, 1.5, 10.0, 1_800_000_000_123)
+    with pytest.raises(ValueError):  # the bar time will not format
+        sink.write([row._replace(timestamp="not a time")])
+    assert sink.write([row]).written == 1
+    sink.close()

@@ -125,14 +125,18 @@ class SqliteSink:
             try:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
-                if candles:
-                    conn.executemany(_UPSERT, self._candle_params(candles))
-                for dataset, dataset_rows in groups.items():
-                    datasets.write(conn, dataset, dataset_rows)
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                if conn is not None:
+                try:
+                    if candles:
+                        conn.executemany(_UPSERT, self._candle_params(candles))
+                    for dataset, dataset_rows in groups.items():
+                        datasets.write(conn, dataset, dataset_rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # Whatever failed (a store error, a value that would not format), the
+                    # connection must leave the transaction: the next write begins its own.
                     self._rollback(conn)
+                    raise
+            except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
             self._shrink_wal(conn)
         return WriteResult(written=len(rows))
