@@ -55,6 +55,7 @@ class RequestRecord:
     endpoint: str | None
     fault: str | None
     client: str | None = None    # the request's X-Client header: which process asked
+    connection: int | None = None  # the client's port: requests on one connection share it
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -72,20 +73,30 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1 with keep-alive, as the exchanges serve it: a client reuses its connections.
+    Every reply carries a Content-Length (``_send``), and a reset fault still closes."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class ExchangeSimulator:
     """The server plus its knobs; every knob is thread-safe and live.
 
     ``dialects`` replaces built-in dialects by instances of their subclasses (by exchange
-    name), e.g. a Binance that keeps pages it rendered once.
+    name), e.g. a Binance that keeps pages it rendered once. ``keep_alive`` serves HTTP/1.1
+    with persistent connections, as the exchanges do; the default, HTTP/1.0, shows every
+    fault to the client as it happened.
     """
 
     def __init__(self, now: Callable[[], float] = time.time, port: int = 0,
-                 dialects: Mapping[str, Dialect] | None = None) -> None:
+                 dialects: Mapping[str, Dialect] | None = None, *, keep_alive: bool = False) -> None:
         unknown = set(dialects or ()) - set(DIALECTS)
         if unknown:
             raise ValueError(f"unknown exchanges {sorted(unknown)}; known: {list(DIALECTS)}")
         self._now = now
         self._port = port
+        self._handler = _KeepAliveHandler if keep_alive else _Handler
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._dialects: dict[str, Dialect] = {name: cls() for name, cls in DIALECTS.items()}
@@ -104,7 +115,7 @@ class ExchangeSimulator:
 
     # ------------------------------------------------------------ lifecycle --
     def start(self) -> ExchangeSimulator:
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler)
         server.daemon_threads = True
         server.sim = self                                   # type: ignore[attr-defined]
         self._server = server
@@ -316,7 +327,8 @@ class ExchangeSimulator:
             fault = self._take_fault(exchange, endpoint, now)
             latency = self._latency.get(exchange, self._latency[None])
             self._log.append(RequestRecord(now, exchange, method, path, query, endpoint,
-                                           fault.kind if fault else None, handler.headers.get("X-Client")))
+                                           fault.kind if fault else None, handler.headers.get("X-Client"),
+                                           handler.client_address[1]))
             counts = self._counters[exchange]
             counts["requests"] += 1
             counts[f"endpoint:{endpoint or path}"] += 1

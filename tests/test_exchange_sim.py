@@ -571,6 +571,36 @@ def test_async_single_reset_is_retried_by_aiohttp(sim: ExchangeSimulator) -> Non
     assert sim.counters("okx")["fault:reset"] == 3
 
 
+async def _kline_connections(sim: ExchangeSimulator, requests: int, reset_at: int | None = None) -> list[int]:
+    """The connection (client port) of each kline request async ccxt sends."""
+    sim.clear_requests()
+    ex = accxt.binance(sim.ccxt_config("binance"))
+    try:
+        await ex.load_markets()
+        for i in range(requests):
+            if i == reset_at:
+                sim.add_fault("binance", "reset", count=1, endpoint="klines")
+            await ex.fetch_ohlcv("BTC/USDT", "1m", limit=1000)
+    finally:
+        await ex.close()
+    return [r.connection for r in sim.requests if r.endpoint == "klines"]
+
+
+def test_http_1_0_opens_a_connection_per_request(sim: ExchangeSimulator) -> None:
+    ports = asyncio.run(_kline_connections(sim, 4))
+    assert len(ports) == 4 and len(set(ports)) == 4
+
+
+def test_keep_alive_serves_requests_on_one_connection_and_a_reset_still_drops_it(clock: FakeClock) -> None:
+    with ExchangeSimulator(now=clock, keep_alive=True) as kept:
+        ports = asyncio.run(_kline_connections(kept, 4))
+        assert len(ports) == 4 and len(set(ports)) == 1
+        # aiohttp re-sends once on a dropped pooled connection: the reset shows as one
+        # request more, on a new connection, and the page still arrives.
+        ports = asyncio.run(_kline_connections(kept, 4, reset_at=2))
+        assert len(ports) == 5 and ports[2] != ports[3] and len(set(ports)) == 2
+
+
 # -------------------------------------------------------- knobs and control --
 
 def test_latency_and_request_log(sim: ExchangeSimulator, exchanges: dict) -> None:
