@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.series import OhlcvRow
+from core.row_batch import CandleColumns, RowBatch
+from core.series import Candle, FundingRow, SeriesKey, to_rows
 from core.timefmt import iso_utc
 from worker.sinks.sqlite import SqliteSink
 
@@ -26,24 +27,54 @@ def test_iso_utc_is_exact_for_bar_times_and_arbitrary_milliseconds() -> None:
         assert iso_utc(ms) == reference_iso(ms), ms
 
 
-def test_sqlite_sink_stores_plain_tuples_exactly_as_named_rows(tmp_path) -> None:
-    rows = [OhlcvRow(1_700_000_040_000 + i * 60_000, "binance", "BTC/USDT", "1m", 1.0 + i, 2.0 + i,
-                     0.5, 1.5, 10.0 * i, 1_800_000_000_123) for i in range(100)]
-    named, plain = SqliteSink(tmp_path / "named.sqlite"), SqliteSink(tmp_path / "plain.sqlite")
-    for sink, batch in ((named, rows), (plain, [tuple(r) for r in rows])):
+def mixed_batch() -> tuple[RowBatch, list]:
+    """Candle pages, a funding row and loose candle rows; the last page rewrites a bar of the first."""
+    btc, eth = SeriesKey("binance", "BTC/USDT", "1m"), SeriesKey("binance", "ETH/USDT", "1m")
+    page = [Candle(1_700_000_040_000 + i * 60_000, 1.0 + i, 2.0 + i, 0.5, 1.5, 10.0 * i) for i in range(100)]
+    funding = [FundingRow(1_700_000_000_000, "binance", "BTC/USDT:USDT", 0.0001, 1_800_000_000_000)]
+    loose = to_rows(eth, page[:10], 1_800_000_000_001)
+    rewrite = [page[5]._replace(close=1.75)]
+    batch = RowBatch()
+    batch.add_candles(btc, page, 1_800_000_000_123)
+    batch.add_rows(funding + loose)
+    batch.add_candles(btc, rewrite, 1_800_000_000_456)
+    return batch, list(batch)
+
+
+DUMPS = ("SELECT * FROM market_data_ohlcv ORDER BY symbol, timestamp",
+         "SELECT * FROM market_data_funding_rates ORDER BY timestamp")
+
+
+def dump(path) -> list:
+    with sqlite3.connect(path) as conn:
+        return [conn.execute(query).fetchall() for query in DUMPS]
+
+
+def test_sqlite_sink_stores_a_batch_of_columns_exactly_as_its_rows(tmp_path) -> None:
+    batch, rows = mixed_batch()
+    for name, written in (("columns", batch), ("rows", rows)):
+        sink = SqliteSink(tmp_path / f"{name}.sqlite")
         sink.ensure()
-        assert sink.write(batch).written == 100
+        assert sink.write(written).written == 112
         sink.close()
-    dump = "SELECT * FROM market_data_ohlcv ORDER BY timestamp"
-    with sqlite3.connect(tmp_path / "named.sqlite") as a, sqlite3.connect(tmp_path / "plain.sqlite") as b:
-        assert a.execute(dump).fetchall() == b.execute(dump).fetchall()
+    stored = dump(tmp_path / "columns.sqlite")
+    assert stored == dump(tmp_path / "rows.sqlite")
+    assert len(stored[0]) == 110 and len(stored[1]) == 1
+    assert [r for r in stored[0] if r[0] == iso_utc(1_700_000_340_000) and r[2] == "BTC/USDT"][0][7] == 1.75
 
 
-def test_a_failing_write_leaves_no_transaction_open(tmp_path) -> None:
+@pytest.mark.parametrize("as_columns", [False, True])
+def test_a_failing_write_leaves_no_transaction_open(tmp_path, as_columns: bool) -> None:
     sink = SqliteSink(tmp_path / "md.sqlite")
     sink.ensure()
-    row = OhlcvRow(1_700_000_040_000, "binance", "BTC/USDT", "1m", 1.0, 2.0, 0.5, 1.5, 10.0, 1_800_000_000_123)
+    btc = SeriesKey("binance", "BTC/USDT", "1m")
+    broken, fine = Candle("not a time", 1.0, 2.0, 0.5, 1.5, 10.0), Candle(1_700_000_040_000, 1.0, 2.0, 0.5, 1.5, 10.0)
+    if as_columns:
+        batches = [RowBatch([CandleColumns.of(btc, [candle], 1_800_000_000_123)]) for candle in (broken, fine)]
+    else:
+        batches = [to_rows(btc, [candle], 1_800_000_000_123) for candle in (broken, fine)]
     with pytest.raises(ValueError):  # the bar time will not format
-        sink.write([row._replace(timestamp="not a time")])
-    assert sink.write([row]).written == 1
+        sink.write(batches[0])
+    assert sink.write(batches[1]).written == 1
     sink.close()
+

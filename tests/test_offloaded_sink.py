@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from core.config import StorageConfig
-from core.series import OhlcvRow, SeriesKey
+from core.row_batch import RowBatch
+from core.series import Candle, FundingRow, OhlcvRow, SeriesKey
 from worker.errors import CollectorError, SinkRejected, SinkUnavailable
 from worker.sinks.base import WriteResult
 from worker.sinks.offloaded import CHUNK_ROWS, OffloadedSink
@@ -112,6 +113,29 @@ def test_round_trip_in_chunks_matches_an_in_process_reader(tmp_path: Path, make_
     assert multiprocessing.active_children() == []
     assert pid not in our_child_pids()
     sink.close()  # closing twice is harmless
+
+
+def test_a_batch_of_candle_pages_and_rows_is_stored_as_in_process(tmp_path: Path, make_offloaded,
+                                                                   local_sinks) -> None:
+    """Pages cross the pipe as columns, other rows as tuples; the file ends up the same."""
+    funding = [FundingRow(TS, "binance", "BTC/USDT:USDT", 0.0001, TS)]
+    batch = RowBatch()
+    for first in range(0, 3_000, 1_000):
+        batch.add_candles(BTC, [Candle(*row[:1], *row[4:9]) for row in rows(BTC, first, 1_000)], TS + first)
+    batch.add_rows(funding + rows(ETH, 0, CHUNK_ROWS + 5))
+    batch.add_candles(BTC, [Candle(TS, 1.0, 2.0, 0.5, 1.5, 7.0)], TS + 9)   # rewrites the first bar
+    offloaded, local = make_offloaded(tmp_path / "offloaded.sqlite"), local_sinks(tmp_path / "local.sqlite")
+    for sink in (offloaded, local):
+        sink.ensure()
+        assert sink.write(batch) == WriteResult(written=3_000 + 1 + CHUNK_ROWS + 5 + 1)
+    dumps = ["SELECT * FROM market_data_ohlcv ORDER BY symbol, timestamp",
+             "SELECT * FROM market_data_funding_rates"]
+    stored = [[local._connection().execute(q).fetchall() for q in dumps]]
+    offloaded.close()
+    with sqlite3.connect(tmp_path / "offloaded.sqlite") as conn:
+        stored.append([conn.execute(q).fetchall() for q in dumps])
+    assert stored[0] == stored[1]
+    assert len(stored[0][0]) == 3_000 + CHUNK_ROWS + 5 and stored[0][0][0][8] == 7.0
 
 
 def test_the_writer_is_another_process(tmp_path: Path, make_offloaded) -> None:

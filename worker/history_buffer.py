@@ -15,7 +15,8 @@ import time
 from typing import Awaitable, Callable
 
 from core.retry import Backoff
-from core.series import OHLCV, Candle, OhlcvRow, SeriesKey, to_rows
+from core.row_batch import RowBatch
+from core.series import OHLCV, Candle, SeriesKey
 from core.timeframes import next_bar_start
 from worker.checkpoint import HistoryCheckpoint, Mark
 from worker.datasets import dataset_for
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 # A store outage shorter than about a minute costs a pause, not the run.
 SINK_BACKOFF = Backoff(base=2.0, factor=2.0, cap=30.0, attempts=5)
 
-WriteRows = Callable[[list[OhlcvRow]], Awaitable[None]]
+WriteRows = Callable[[RowBatch], Awaitable[None]]
 
 
 class HistoryBuffer:
@@ -37,7 +38,7 @@ class HistoryBuffer:
         self._flush_rows = flush_rows
         self._clock = clock
         self._sleep = sleep
-        self._rows: list[OhlcvRow] = []
+        self._rows = RowBatch()  # candle pages stay columns on their way to the store
         self._marks: dict[SeriesKey, Mark] = {}     # of the buffered rows: not stored yet
         self.durable: dict[SeriesKey, Mark] = {}    # what the checkpoint file says
         self.checkpoint = HistoryCheckpoint(None)
@@ -59,11 +60,11 @@ class HistoryBuffer:
         """Buffer closed bars of one series (ascending); start a write once a batch is full."""
         last = candles[-1].timestamp
         if series.dataset == OHLCV:
-            self._rows.extend(to_rows(series, candles, int(self._clock() * 1000)))
+            self._rows.add_candles(series, candles, int(self._clock() * 1000))
             self._marks[series] = Mark(next_bar_start(last, series.timeframe), last)
         else:
             dataset = dataset_for(series)
-            self._rows.extend(dataset.rows(series, candles, int(self._clock() * 1000)))
+            self._rows.add_rows(dataset.rows(series, candles, int(self._clock() * 1000)))
             self._marks[series] = Mark(dataset.next_after(series, last), last)
         if len(self._rows) >= self._flush_rows:
             await self._start_write(full_batches_only=True)
@@ -80,7 +81,7 @@ class HistoryBuffer:
             if not self._rows or (full_batches_only and len(self._rows) < self._flush_rows):
                 return  # another series started this write while we waited
             rows, marks = self._rows, self._marks
-            self._rows, self._marks = [], {}
+            self._rows, self._marks = RowBatch(), {}
             self._writing = asyncio.ensure_future(self._store(rows, marks))
 
     async def _finish_write(self) -> None:
@@ -88,7 +89,7 @@ class HistoryBuffer:
         if writing is not None:
             await writing
 
-    async def _store(self, rows: list[OhlcvRow], marks: dict[SeriesKey, Mark]) -> None:
+    async def _store(self, rows: RowBatch, marks: dict[SeriesKey, Mark]) -> None:
         for attempt in range(1, SINK_BACKOFF.attempts + 1):
             try:
                 await self._write(rows)

@@ -14,12 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from core.config import ExchangeConfig, Settings
 from core.datasets import configured_series
 from core.protocol import Heartbeat, Message, SeriesPlan
-from core.series import OhlcvRow, SeriesKey
+from core.series import Row, SeriesKey
 from core.shards import Shard
 from core.telemetry import HistoryProgress
 from worker.candles import ParsedBatch, log_rejections
@@ -179,7 +179,7 @@ class ExchangeSession:
         finally:
             task.cancel()
 
-    async def write(self, rows: list[OhlcvRow]) -> None:
+    async def write(self, rows: Sequence[Row]) -> None:
         """Store ``rows``; rows the store refuses go to the dead-letter file.
 
         Raises ``SinkUnavailable`` when the store cannot be reached: the caller decides

@@ -4,7 +4,8 @@ A backfill at Binance's full rate hands the store 50,000 candles a second. Forma
 writing them costs about as much CPU as fetching and parsing them, and inside the worker
 process that work would hold the GIL against the event loop that keeps requests in flight:
 the rate limit would go unused while a batch is written. In its own process the write runs
-on another core, and the worker only pickles plain tuples (a tenth of the write's cost).
+on another core, and the worker only pickles the pages' columns (``core/row_batch.py``) and
+plain tuples, a small part of the write's cost.
 
 LIVE keeps its sink in-process: a cycle writes a few hundred rows, and a long-running worker
 should not carry a second process for that.
@@ -22,17 +23,19 @@ import pickle
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from core.config import StorageConfig
-from core.series import OHLCV, ROW_TYPES, Row, SeriesKey, rows_by_dataset, series_key
+from core.row_batch import CandleColumns, RowBatch
+from core.series import ROW_TYPES, Row, SeriesKey, rows_by_dataset, series_key
 from worker.errors import SinkUnavailable
 from worker.sinks.base import WriteResult
 
 log = logging.getLogger(__name__)
 
 # Rows per message. Pickling is one C call that holds the GIL: a 50,000-row batch in one
-# message would stall the worker's event loop for tens of milliseconds.
+# message would stall the worker's event loop for tens of milliseconds. A candle page (at most
+# an exchange's page, 1,000 bars at Binance) is one message of its own.
 CHUNK_ROWS = 2_000
 
 
@@ -69,16 +72,9 @@ class OffloadedSink:
     def write(self, rows: Sequence[Row]) -> WriteResult:
         if not rows:
             return WriteResult()
-        result = WriteResult()
-        for dataset, group in rows_by_dataset(rows).items():
-            # Plain tuples pickle about three times faster than named tuples; the dataset
-            # travels once per write and names their type on the other side.
-            chunks = ([tuple(row) for row in group[i:i + CHUNK_ROWS]] for i in range(0, len(group), CHUNK_ROWS))
-            written, rejected = self._call("write", -(-len(group) // CHUNK_ROWS), dataset, then_send=chunks)
-            row_type = ROW_TYPES[dataset]
-            result.written += written
-            result.rejected += [(row_type._make(row), reason) for row, reason in rejected]
-        return result
+        messages = list(_messages(rows))
+        written, rejected = self._call("write", len(messages), then_send=messages)
+        return WriteResult(written, [(ROW_TYPES[dataset]._make(row), reason) for dataset, row, reason in rejected])
 
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         found = self._call("last_timestamps", [tuple(s) for s in series])
@@ -161,8 +157,7 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
     sink = make_local_sink(storage, bulk=bulk)
     handlers: dict[str, Callable[..., Any]] = {
         "ensure": sink.ensure,
-        "write": lambda chunks, dataset=OHLCV: _write(sink, [row for _ in range(chunks) for row in conn.recv()],
-                                                       dataset),
+        "write": lambda messages: _write(sink, _batch(conn.recv() for _ in range(messages))),
         "last_timestamps": lambda keys: list(sink.last_timestamps(series_key(*k) for k in keys).items()),
         "stored_timestamps": lambda key, start, end: sink.stored_timestamps(series_key(*key), start, end),
         "close": sink.close,
@@ -185,12 +180,33 @@ def serve(conn: Any, storage: StorageConfig, bulk: bool, logging_to: WriterLoggi
         logging.shutdown()
 
 
-def _write(sink: Any, rows: list[tuple], dataset: str = OHLCV) -> tuple[int, list[tuple[tuple, str]]]:
-    if dataset != OHLCV or not getattr(sink, "writes_plain_tuples", False):
-        make = ROW_TYPES[dataset]._make
-        rows = [make(row) for row in rows]
+def _messages(rows: Sequence[Row]) -> Iterator[CandleColumns | tuple[str, list[tuple]]]:
+    """A write as pipe messages, in order: a candle page as its columns, other rows as chunks of
+    plain tuples (about three times faster to pickle than named tuples) with their dataset."""
+    for part in rows.parts if isinstance(rows, RowBatch) else (rows,):
+        if isinstance(part, CandleColumns):
+            yield part
+            continue
+        for dataset, group in rows_by_dataset(part).items():
+            for i in range(0, len(group), CHUNK_ROWS):
+                yield dataset, [tuple(row) for row in group[i:i + CHUNK_ROWS]]
+
+
+def _batch(messages: Iterable[CandleColumns | tuple[str, list[tuple]]]) -> RowBatch:
+    """The writer's side of :func:`_messages`."""
+    batch = RowBatch()
+    for message in messages:
+        if isinstance(message, CandleColumns):
+            batch.add_columns(message)
+        else:
+            dataset, rows = message
+            batch.add_rows(map(ROW_TYPES[dataset]._make, rows))
+    return batch
+
+
+def _write(sink: Any, rows: RowBatch) -> tuple[int, list[tuple[str, tuple, str]]]:
     result = sink.write(rows)
-    return result.written, [(tuple(row), reason) for row, reason in result.rejected]
+    return result.written, [(row.dataset, tuple(row), reason) for row, reason in result.rejected]
 
 
 def _picklable(exc: Exception) -> bool:

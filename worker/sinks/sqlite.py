@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from itertools import chain, groupby, repeat
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
+from core.row_batch import CandleColumns, RowBatch
 from core.series import OHLCV, OhlcvRow, Row, SeriesKey, rows_by_dataset, series_key
 from core.timefmt import iso_utc, parse_iso_utc
 from worker.errors import DiskFull, SinkRejected, SinkUnavailable
@@ -54,10 +56,6 @@ _UPSERT = (
 
 
 class SqliteSink:
-    # ``write`` takes plain tuples in OhlcvRow's field order too: the HISTORY writer process
-    # (worker/sinks/offloaded.py) then skips building a named tuple per row.
-    writes_plain_tuples = True
-
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._busy_timeout_s = busy_timeout_s
@@ -118,17 +116,16 @@ class SqliteSink:
         """One transaction per batch (one fsync instead of one per row), whatever its datasets."""
         if not rows:
             return WriteResult()
-        groups = rows_by_dataset(rows)
-        candles = groups.pop(OHLCV, ())
+        candles, others = self._split(rows)
         with self._lock:
             conn = None
             try:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    if candles:
-                        conn.executemany(_UPSERT, self._candle_params(candles))
-                    for dataset, dataset_rows in groups.items():
+                    for params, in_blocks in candles:
+                        self._upsert_candles(conn, params, in_blocks)
+                    for dataset, dataset_rows in others.items():
                         datasets.write(conn, dataset, dataset_rows)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -141,13 +138,41 @@ class SqliteSink:
             self._shrink_wal(conn)
         return WriteResult(written=len(rows))
 
+    def _split(self, rows: Sequence[Row]) -> tuple[list[tuple[Iterable[tuple], bool]], dict[str, list[Row]]]:
+        """The candles' parameters in order (the latest version of a bar is written last), each
+        run of pages marked for block statements; and the other datasets' rows."""
+        candles: list[tuple[Iterable[tuple], bool]] = []
+        others: dict[str, list[Row]] = {}
+        parts = rows.parts if isinstance(rows, RowBatch) else (rows,)
+        for are_pages, run in groupby(parts, key=lambda part: isinstance(part, CandleColumns)):
+            if are_pages:
+                candles.append((chain.from_iterable(map(self._page_params, list(run))), True))
+                continue
+            for part in run:
+                groups = rows_by_dataset(part)
+                candles.append((self._candle_params(groups.pop(OHLCV, ())), False))
+                for dataset, dataset_rows in groups.items():
+                    others.setdefault(dataset, []).extend(dataset_rows)
+        return candles, others
+
+    @staticmethod
+    def _upsert_candles(conn: sqlite3.Connection, params: Iterable[tuple], in_blocks: bool) -> None:
+        conn.executemany(_UPSERT, params)
+
     @staticmethod
     def _candle_params(rows: Sequence[OhlcvRow]) -> list[tuple]:
         # A batch shares one or a few ingestion times: format each once, not once per row.
-        # Rows are unpacked by position, so plain tuples in OhlcvRow's order do as well.
         ingested = {ms: iso_utc(ms) for ms in {r[-1] for r in rows}}
         return [(iso_utc(ts), exchange, symbol, timeframe, o, h, l, c, v, ingested[at])
                 for ts, exchange, symbol, timeframe, o, h, l, c, v, at in rows]
+
+    @staticmethod
+    def _page_params(page: CandleColumns) -> Iterator[tuple]:
+        """A page's parameters built in C from its columns: only the bar times cost Python calls."""
+        n = page.size
+        return zip(map(iso_utc, page.timestamps), repeat(page.exchange, n), repeat(page.symbol, n),
+                   repeat(page.timeframe, n), page.opens, page.highs, page.lows, page.closes,
+                   page.volumes, repeat(iso_utc(page.ingested_at), n))
 
     def _shrink_wal(self, conn: sqlite3.Connection) -> None:
         wal = self.path.with_name(self.path.name + "-wal")
