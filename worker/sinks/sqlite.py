@@ -54,6 +54,15 @@ _UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[4:])
 )
 
+# Candle pages come in time order per series, so a block of their rows lands in one or two
+# places of the primary key's B-tree, and one statement of BLOCK_ROWS rows costs about a
+# quarter less CPU than as many one-row statements. Rows in no key order, as a LIVE cycle over
+# thousands of series writes them, cost about a quarter more that way: they keep one statement
+# per row.
+BLOCK_ROWS = 100
+_ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_UPSERT_BLOCK = _UPSERT.replace(f"VALUES {_ONE_ROW}", "VALUES " + ", ".join([_ONE_ROW] * BLOCK_ROWS))
+
 
 class SqliteSink:
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
@@ -157,7 +166,15 @@ class SqliteSink:
 
     @staticmethod
     def _upsert_candles(conn: sqlite3.Connection, params: Iterable[tuple], in_blocks: bool) -> None:
-        conn.executemany(_UPSERT, params)
+        if not in_blocks:
+            conn.executemany(_UPSERT, params)
+            return
+        rows = list(params)
+        whole = len(rows) - len(rows) % BLOCK_ROWS
+        # The values of BLOCK_ROWS rows at a time: one flat iterator, zipped with itself (in C).
+        values = chain.from_iterable(rows[:whole])
+        conn.executemany(_UPSERT_BLOCK, zip(*[values] * (BLOCK_ROWS * len(COLUMNS))))
+        conn.executemany(_UPSERT, rows[whole:])
 
     @staticmethod
     def _candle_params(rows: Sequence[OhlcvRow]) -> list[tuple]:
