@@ -80,20 +80,20 @@ def test_a_failing_write_leaves_no_transaction_open(tmp_path, as_columns: bool) 
 
 
 def test_pages_written_in_blocks_keep_the_latest_version_of_a_bar(tmp_path) -> None:
-    """Pages go to SQLite in multi-row statements: a bar rewritten by a later page in the same
-    statement, or in the single-row tail, ends as the later version, as row by row."""
+    """Pages go to SQLite in multi-row statements plus a one-row tail: a bar that a later page
+    rewrites, in its blocks or its tail, ends as the later version, as row by row."""
     btc = SeriesKey("binance", "BTC/USDT", "1m")
-    bars = [Candle(1_700_000_040_000 + i * 60_000, 1.0 + i, 2.0 + i, 0.5, 1.5, 10.0 * i) for i in range(157)]
+    bars = [Candle(1_700_000_040_000 + i * 60_000, 1.0 + i, 2.0 + i, 0.5, 1.5, 10.0 * i) for i in range(257)]
     batch = RowBatch()
-    batch.add_candles(btc, bars[:150], 1_800_000_000_000)
-    batch.add_candles(btc, [bar._replace(close=1.25) for bar in bars[100:157]], 1_800_000_000_999)
+    batch.add_candles(btc, bars[:250], 1_800_000_000_000)                                  # 2 blocks + 50
+    batch.add_candles(btc, [bar._replace(close=1.25) for bar in bars[150:]], 1_800_000_000_999)  # 1 block + 7
     rows = list(batch)
     for name, written in (("blocks", batch), ("rows", rows)):
         sink = SqliteSink(tmp_path / f"{name}.sqlite")
         sink.ensure()
-        assert sink.write(written).written == 207
+        assert sink.write(written).written == 357
         sink.close()
     stored = dump(tmp_path / "blocks.sqlite")[0]
-    assert stored == dump(tmp_path / "rows.sqlite")[0] and len(stored) == 157
-    assert [r[7] for r in stored] == [1.5] * 100 + [1.25] * 57
-    assert {r[9] for r in stored[100:]} == {iso_utc(1_800_000_000_999)}
+    assert stored == dump(tmp_path / "rows.sqlite")[0] and len(stored) == 257
+    assert [r[7] for r in stored] == [1.5] * 150 + [1.25] * 107
+    assert {r[9] for r in stored[150:]} == {iso_utc(1_800_000_000_999)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from itertools import chain, groupby, repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -132,8 +132,11 @@ class SqliteSink:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for params, in_blocks in candles:
-                        self._upsert_candles(conn, params, in_blocks)
+                    for part in candles:
+                        if isinstance(part, CandleColumns):
+                            self._upsert_page(conn, part)
+                        else:
+                            conn.executemany(_UPSERT, part)
                     for dataset, dataset_rows in others.items():
                         datasets.write(conn, dataset, dataset_rows)
                     conn.execute("COMMIT")
@@ -147,34 +150,29 @@ class SqliteSink:
             self._shrink_wal(conn)
         return WriteResult(written=len(rows))
 
-    def _split(self, rows: Sequence[Row]) -> tuple[list[tuple[Iterable[tuple], bool]], dict[str, list[Row]]]:
-        """The candles' parameters in order (the latest version of a bar is written last), each
-        run of pages marked for block statements; and the other datasets' rows."""
-        candles: list[tuple[Iterable[tuple], bool]] = []
+    def _split(self, rows: Sequence[Row]) -> tuple[list[CandleColumns | list[tuple]], dict[str, list[Row]]]:
+        """The candles in order (the latest version of a bar is written last): pages as they
+        came, other candle rows as parameters; and the other datasets' rows."""
+        candles: list[CandleColumns | list[tuple]] = []
         others: dict[str, list[Row]] = {}
-        parts = rows.parts if isinstance(rows, RowBatch) else (rows,)
-        for are_pages, run in groupby(parts, key=lambda part: isinstance(part, CandleColumns)):
-            if are_pages:
-                candles.append((chain.from_iterable(map(self._page_params, list(run))), True))
+        for part in rows.parts if isinstance(rows, RowBatch) else (rows,):
+            if isinstance(part, CandleColumns):
+                candles.append(part)
                 continue
-            for part in run:
-                groups = rows_by_dataset(part)
-                candles.append((self._candle_params(groups.pop(OHLCV, ())), False))
-                for dataset, dataset_rows in groups.items():
-                    others.setdefault(dataset, []).extend(dataset_rows)
+            groups = rows_by_dataset(part)
+            candles.append(self._candle_params(groups.pop(OHLCV, ())))
+            for dataset, dataset_rows in groups.items():
+                others.setdefault(dataset, []).extend(dataset_rows)
         return candles, others
 
-    @staticmethod
-    def _upsert_candles(conn: sqlite3.Connection, params: Iterable[tuple], in_blocks: bool) -> None:
-        if not in_blocks:
-            conn.executemany(_UPSERT, params)
-            return
-        rows = list(params)
-        whole = len(rows) - len(rows) % BLOCK_ROWS
+    @classmethod
+    def _upsert_page(cls, conn: sqlite3.Connection, page: CandleColumns) -> None:
+        params = list(cls._page_params(page))
+        whole = len(params) - len(params) % BLOCK_ROWS
         # The values of BLOCK_ROWS rows at a time: one flat iterator, zipped with itself (in C).
-        values = chain.from_iterable(rows[:whole])
+        values = chain.from_iterable(params[:whole])
         conn.executemany(_UPSERT_BLOCK, zip(*[values] * (BLOCK_ROWS * len(COLUMNS))))
-        conn.executemany(_UPSERT, rows[whole:])
+        conn.executemany(_UPSERT, params[whole:])
 
     @staticmethod
     def _candle_params(rows: Sequence[OhlcvRow]) -> list[tuple]:
