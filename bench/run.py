@@ -182,10 +182,12 @@ class Bench:
         self.figures.append(Figure("Simulator ceiling (1,000-bar pages/s, uncached / cached)",
                                    f"{uncached:,.0f} / {cached:,.0f}", ideal=">= 50 needed"))
 
-    def prewarm(self) -> int:
-        """Fills the simulator's page cache; returns the pages the range needs at least."""
+    def prewarm(self, sim: SimProcess | None = None) -> int:
+        """Fills a simulator's page cache (the bench's own by default); returns the pages the
+        range needs at least."""
+        sim = sim or self.sim
         started = time.perf_counter()
-        results = [self.sim.prewarm(s, "1m", self.start_ms, self.end_ms) for s in BINANCE_HISTORY]
+        results = [sim.prewarm(s, "1m", self.start_ms, self.end_ms) for s in BINANCE_HISTORY]
         pages = sum(r["pages"] for r in results)
         line(f"range needs {pages} Binance pages; prewarmed {sum(r['rendered'] for r in results)} "
              f"(cursor and window sequences) in {time.perf_counter() - started:.1f} s")
@@ -494,22 +496,31 @@ class Bench:
     def scale(self) -> None:
         """LIVE at 1,000 and 3,000 series; HISTORY CPU per 1,000 candles (bench/scale.py)."""
         section("Scale: HISTORY CPU per 1,000 candles, Binance 3 x 1m at its limit, latency 100 ms")
+        line("measured twice: over HTTP/1.0 (a new connection per request, as every other scenario "
+             "here) and over keep-alive connections, as the exchanges serve them; runs alternate")
         pages = self.prewarm()
         self.cache_misses()
         ideal_s = pages * self.klines_s
-        history = scale.HistoryCpu()
         series = {s: ["1m"] for s in BINANCE_HISTORY}
-        for attempt in range(self.mode.pipeline_runs):
-            self.sim.reset(LATENCY_S)
-            run = inprocess.product_history(self.sim, self.db(f"scale-history-{attempt}"), "binance",
-                                            series, self.start_ms, self.end_ms)
-            history.add(run, ideal_s)
-            history.throttled = tuple(map(sum, zip(history.throttled, throttled_counts(self.sim.counters()))))
-            line(f"run {attempt + 1}: {run.candles:,} candles in {run.wall_s:.2f} s (ideal {ideal_s:.2f} s, "
-                 f"efficiency {ideal_s / run.wall_s:.3f}); CPU {run.cpu_s * 1000:.0f} ms worker + "
-                 f"{run.writer_cpu_s * 1000:.0f} ms writer = {history.ms_per_1000[-1]:.1f} ms per 1,000 "
-                 f"candles; pages rendered {self.cache_misses()}")
-        self.figures.extend(scale.run_scale(self.klines_s, self.workdir, LATENCY_S, history))
+        http10 = scale.HistoryCpu("HTTP/1.0")
+        kept = scale.HistoryCpu("keep-alive")
+        with SimProcess(0, keep_alive=True) as kept_sim:
+            self.prewarm(kept_sim)
+            kept_misses = kept_sim.bench("cache_stats")["misses"]
+            for attempt in range(self.mode.pipeline_runs):
+                for name, history, sim in (("http10", http10, self.sim), ("keep-alive", kept, kept_sim)):
+                    sim.reset(LATENCY_S)
+                    run = inprocess.product_history(sim, self.db(f"scale-history-{name}-{attempt}"),
+                                                    "binance", series, self.start_ms, self.end_ms)
+                    history.add(run, ideal_s)
+                    history.throttled = tuple(map(sum, zip(history.throttled, throttled_counts(sim.counters()))))
+                    line(f"run {attempt + 1}, {history.label}: {run.candles:,} candles in {run.wall_s:.2f} s "
+                         f"(ideal {ideal_s:.2f} s, efficiency {ideal_s / run.wall_s:.3f}); CPU "
+                         f"{run.cpu_s * 1000:.0f} ms worker + {run.writer_cpu_s * 1000:.0f} ms writer = "
+                         f"{history.ms_per_1000[-1]:.1f} ms per 1,000 candles")
+            line(f"pages rendered while timed: {self.cache_misses()} (HTTP/1.0), "
+                 f"{kept_sim.bench('cache_stats')['misses'] - kept_misses} (keep-alive)")
+        self.figures.extend(scale.run_scale(self.klines_s, self.workdir, LATENCY_S, [kept, http10]))
 
     # -- summary ---------------------------------------------------------------------------
 

@@ -92,7 +92,7 @@ def live_scale(sim: SimProcess, workdir: Path, n: int, cycles: int, latency_s: f
     return run
 
 
-def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: HistoryCpu) -> list[Figure]:
+def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, histories: list[HistoryCpu]) -> list[Figure]:
     """Every scale figure; the LIVE part on a simulator of its own (600 extra symbols)."""
     figures: list[Figure] = []
     section(f"Scale: LIVE, one Binance worker through the CLI, {INTERVAL_S} s interval, latency "
@@ -122,7 +122,7 @@ def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: Histo
                 ok=run.advanced == n, throttled=run.throttled))
     finally:
         sim.close()
-    figures.append(history.figure())
+    figures.extend(history.figure() for history in histories)
     return figures
 
 
@@ -130,6 +130,7 @@ def run_scale(sim_pace_s: float, workdir: Path, latency_s: float, history: Histo
 class HistoryCpu:
     """CPU per 1,000 candles and efficiency of in-process HISTORY runs at Binance's limit."""
 
+    label: str                   # how the simulator served them: HTTP/1.0 or keep-alive
     ms_per_1000: list[float] = field(default_factory=list)
     efficiency: list[float] = field(default_factory=list)
     throttled: tuple[int, int] = (0, 0)
@@ -141,6 +142,7 @@ class HistoryCpu:
     def figure(self) -> Figure:
         cpu, eff = statistics.median(self.ms_per_1000), statistics.median(self.efficiency)
         runs = len(self.ms_per_1000)
-        return Figure(f"HISTORY CPU per 1,000 candles (worker + writer); efficiency, median of {runs}",
+        return Figure(f"HISTORY CPU per 1,000 candles (worker + writer); efficiency, median of {runs}, "
+                      f"{self.label}",
                       f"{cpu:.1f} ms; {eff:.3f}", ideal="20 ms = one request's pace",
                       target="<= 10 ms; >= 0.93", ok=cpu <= 10 and eff >= 0.93, throttled=self.throttled)

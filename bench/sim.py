@@ -28,16 +28,23 @@ BINANCE_DEFAULT_LIMIT = dict(enabled=_BINANCE.enabled, limit=_BINANCE.limit, win
 class SimProcess:
     """``python -m bench.sim_server`` as a child process, driven over its HTTP control plane."""
 
-    def __init__(self, extra_binance_symbols: int) -> None:
+    def __init__(self, extra_binance_symbols: int, *, keep_alive: bool = False) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.sim_server", "--port", "0",
-             "--extra-binance-symbols", str(extra_binance_symbols)],
+             "--extra-binance-symbols", str(extra_binance_symbols),
+             *(["--keep-alive"] if keep_alive else [])],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         first = json.loads(self.proc.stdout.readline())
         self.base_url: str = first["base_url"]
         self.ccxt: dict[str, dict] = first["ccxt"]
         self.pid = self.proc.pid
+
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -144,10 +144,10 @@ class CachingBinance(Binance):
                 "seconds": round(time.perf_counter() - started, 3)}
 
 
-def bench_simulator(port: int = 0) -> ExchangeSimulator:
+def bench_simulator(port: int = 0, *, keep_alive: bool = False) -> ExchangeSimulator:
     """The simulator with the caching Binance, its cache steered at ``/_bench``."""
     binance = CachingBinance()
-    sim = ExchangeSimulator(port=port, dialects={"binance": binance})
+    sim = ExchangeSimulator(port=port, dialects={"binance": binance}, keep_alive=keep_alive)
     sim.add_control("/_bench", {
         "prewarm": lambda **args: binance.prewarm(lambda: sim.exchange_now_ms("binance"), **args),
         "cache_stats": binance.cache_stats,
@@ -159,9 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--extra-binance-symbols", type=int, default=0)
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="HTTP/1.1 with persistent connections, as the exchanges serve it")
     args = parser.parse_args(argv)
     add_binance_markets(args.extra_binance_symbols)
-    sim = bench_simulator(port=args.port).start()
+    sim = bench_simulator(port=args.port, keep_alive=args.keep_alive).start()
     print(json.dumps({"base_url": sim.base_url,
                       "ccxt": {ex: sim.ccxt_config(ex) for ex in EXCHANGES}}), flush=True)
     stop = threading.Event()
