@@ -12,7 +12,9 @@ The offline demo, the benchmark and the tests use it through the names below::
     sim.set_clock_offset(-2_500, exchange="kraken")  # exchange clock vs ours
     sim.counters("binance"); sim.requests; sim.stop()
 
-``ExchangeSimulator(now=time.time, port=0)``; ``.start()``, ``.stop()``, context
+``ExchangeSimulator(now=time.time, port=0, keep_alive=False)`` (HTTP/1.0, a connection per
+request, so a fault reaches the client as it happened; ``keep_alive=True`` serves HTTP/1.1
+with persistent connections, as the exchanges do); ``.start()``, ``.stop()``, context
 manager; ``.base_url``; ``.ccxt_config(exchange)``; ``.exchange_now_ms(exchange)``;
 ``.set_latency(seconds, exchange=None)``; ``.set_clock_offset(ms, exchange=None)``
 (per-exchange values override the global one; ``None`` removes an override);
