@@ -509,6 +509,7 @@ class Bench:
             kept_misses = kept_sim.bench("cache_stats")["misses"]
             for attempt in range(self.mode.pipeline_runs):
                 for name, history, sim in (("http10", http10, self.sim), ("keep-alive", kept, kept_sim)):
+                    host_ms = host_speed_ms()
                     sim.reset(LATENCY_S)
                     run = inprocess.product_history(sim, self.db(f"scale-history-{name}-{attempt}"),
                                                     "binance", series, self.start_ms, self.end_ms)
@@ -517,7 +518,7 @@ class Bench:
                     line(f"run {attempt + 1}, {history.label}: {run.candles:,} candles in {run.wall_s:.2f} s "
                          f"(ideal {ideal_s:.2f} s, efficiency {ideal_s / run.wall_s:.3f}); CPU "
                          f"{run.cpu_s * 1000:.0f} ms worker + {run.writer_cpu_s * 1000:.0f} ms writer = "
-                         f"{history.ms_per_1000[-1]:.1f} ms per 1,000 candles")
+                         f"{history.ms_per_1000[-1]:.1f} ms per 1,000 candles; host check {host_ms:.0f} ms before")
             line(f"pages rendered while timed: {self.cache_misses()} (HTTP/1.0), "
                  f"{kept_sim.bench('cache_stats')['misses'] - kept_misses} (keep-alive)")
         self.figures.extend(scale.run_scale(self.klines_s, self.workdir, LATENCY_S, [kept, http10]))
