@@ -60,7 +60,7 @@ class RowBatch(Sequence[Row]):
     def __init__(self, parts: Iterable[Part] = ()) -> None:
         self.parts: list[Part] = []
         self._size = 0
-        self._rows: list[Row] | None = None  # the rows, once somebody indexed the batch
+        self._rows: list[Row] | None = None  # the rows, once somebody read them
         for part in parts:
             self._add(part)
 
@@ -84,8 +84,7 @@ class RowBatch(Sequence[Row]):
         return self._size
 
     def __iter__(self) -> Iterator[Row]:
-        for part in self.parts:
-            yield from (part.rows() if isinstance(part, CandleColumns) else part)
+        return iter(self._all_rows())
 
     @overload
     def __getitem__(self, index: int) -> Row: ...
@@ -94,9 +93,14 @@ class RowBatch(Sequence[Row]):
     def __getitem__(self, index: slice) -> list[Row]: ...
 
     def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return self._all_rows()[index]
+
+    def _all_rows(self) -> list[Row]:
+        """Every row, built once: a sink that reads rows (BigQuery) iterates, then slices."""
         if self._rows is None:
-            self._rows = list(self)
-        return self._rows[index]
+            self._rows = [row for part in self.parts
+                          for row in (part.rows() if isinstance(part, CandleColumns) else part)]
+        return self._rows
 
     def __add__(self, other: RowBatch) -> RowBatch:
         return RowBatch([*self.parts, *other.parts])
