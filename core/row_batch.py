@@ -12,12 +12,9 @@ SQLite sink and the writer process read the columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
 from typing import NamedTuple, overload
 
-from core.series import Candle, OhlcvRow, Row, SeriesKey
-
-_new_tuple = tuple.__new__
+from core.series import Candle, OhlcvRow, Row, SeriesKey, to_rows
 
 
 class CandleColumns(NamedTuple):
@@ -45,10 +42,8 @@ class CandleColumns(NamedTuple):
         return len(self.timestamps)
 
     def rows(self) -> list[OhlcvRow]:
-        n = self.size
-        return list(map(_new_tuple, repeat(OhlcvRow, n), zip(
-            self.timestamps, repeat(self.exchange, n), repeat(self.symbol, n), repeat(self.timeframe, n),
-            self.opens, self.highs, self.lows, self.closes, self.volumes, repeat(self.ingested_at, n))))
+        candles = zip(self.timestamps, self.opens, self.highs, self.lows, self.closes, self.volumes)
+        return to_rows(SeriesKey(self.exchange, self.symbol, self.timeframe), candles, self.ingested_at)
 
 
 Part = CandleColumns | Sequence[Row]
