@@ -401,10 +401,10 @@ def sim_candle_pages(sim: Any, exchange: str) -> list[tuple[Series, str | None, 
         kind = record.fault if record.fault in BAD_ROW_KINDS else None
         if record.fault and kind is None:
             continue                                  # a wire fault: no candles were served
-        clean = _page_rows(exchange, dialect.handle(Request(record.endpoint, dict(record.query), now)).body)
+        clean = PAGE_ROWS[exchange](dialect.handle(Request(record.endpoint, dict(record.query), now)).body)
         served = clean
         if kind:
-            served = _page_rows(exchange, dialect.handle(Request(
+            served = PAGE_ROWS[exchange](dialect.handle(Request(
                 record.endpoint, dict(record.query), now, partial(mutate_rows, kind))).body)
         by_ts = {int(row[0]): row for row in clean}
         intact = {int(row[0]) for row in served if by_ts.get(int(row[0])) == row}
@@ -421,10 +421,6 @@ PAGE_ROWS: dict[str, Callable[[Any], list[list]]] = {
     "okx": lambda body: body["data"], "bitget": lambda body: body["data"], "kucoin": lambda body: body["data"],
     "kraken": lambda body: next(v for k, v in body["result"].items() if k != "last"),
     "coinbase": lambda body: body["candles"], "bybit": lambda body: body["result"]["list"]}
-
-
-def _page_rows(exchange: str, body: Any) -> list[list]:
-    return PAGE_ROWS[exchange](body)
 
 
 def events_by(collector: Collector, name: str, *keys: str) -> dict[tuple, list[dict[str, Any]]]:
