@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 
@@ -37,5 +37,16 @@ def _date_prefix(days: int) -> str:
 
 
 def parse_iso_utc(text: str) -> int:
-    """Epoch milliseconds from text written by :func:`iso_utc` (or any ISO-8601 with offset)."""
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    """Epoch milliseconds from text written by :func:`iso_utc` (or any ISO-8601 with offset),
+    exact to the millisecond: funding times carry milliseconds."""
+    return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (``timestamp() * 1000`` is a float product,
+    a millisecond short for about one value in 160)."""
+    return (moment - _EPOCH) // _MS

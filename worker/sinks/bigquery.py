@@ -25,12 +25,11 @@ from google.cloud import bigquery
 from requests import exceptions as rexc
 
 from core.series import OHLCV, OhlcvRow, Row, SeriesKey, rows_by_dataset, series_key
-from core.timefmt import iso_utc
+from core.timefmt import epoch_ms, iso_utc
 from worker.errors import SinkRejected, SinkUnavailable
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
 from worker.sinks.bigquery_datasets import POINT_BQ_TABLES, point_insert_id
 from worker.sinks.bigquery_datasets import latest_view_sql as point_view_sql
-from worker.sinks.tables import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +290,7 @@ class BigQuerySink:
             for row in rows:
                 key = SeriesKey(row["exchange"], row["symbol"], row["timeframe"])
                 if key in wanted and row["last_ts"] is not None:
-                    result[key] = int(row["last_ts"].timestamp() * 1000)
+                    result[key] = epoch_ms(row["last_ts"])
         return result
 
     def _last_points(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:

@@ -20,7 +20,7 @@ from core.timefmt import iso_utc, parse_iso_utc
 from worker.errors import DiskFull, SinkRejected, SinkUnavailable
 from worker.sinks import sqlite_datasets as datasets
 from worker.sinks.base import COLUMNS, LATEST_VIEW_NAME, TABLE_NAME, WriteResult
-from worker.sinks.tables import POINT_TABLES, exact_ms
+from worker.sinks.tables import POINT_TABLES
 
 # Workers opening a new file together take turns switching it to WAL; each turn is short.
 WAL_SWITCH_RETRY_S = 0.01
@@ -248,7 +248,7 @@ class SqliteSink:
             except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
         keys = ((series_key(ex, sym, tf, dataset), last) for ex, sym, tf, last in found)
-        return {key: exact_ms(last) for key, last in keys if key in wanted}
+        return {key: parse_iso_utc(last) for key, last in keys if key in wanted}
 
     def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
         if series.dataset != OHLCV:
@@ -261,8 +261,7 @@ class SqliteSink:
                 found = self._connection().execute(query, args).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
-        parse = parse_iso_utc if series.dataset == OHLCV else exact_ms
-        return [parse(ts) for (ts,) in found]
+        return [parse_iso_utc(ts) for (ts,) in found]
 
     @staticmethod
     def _stored_candles_query(series: SeriesKey, start_ms: int, end_ms: int) -> tuple[str, tuple]:

@@ -7,11 +7,8 @@ Each table keeps every version of a row (BigQuery) or the latest (SQLite, by pri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from core.series import FUNDING_RATES, OPEN_INTEREST
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -48,17 +45,3 @@ OPEN_INTEREST_TABLE = TableSpec(
     nullable=frozenset({"open_interest_value"}))
 
 POINT_TABLES: dict[str, TableSpec] = {FUNDING_RATES: FUNDING_TABLE, OPEN_INTEREST: OPEN_INTEREST_TABLE}
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Exact epoch milliseconds (a float product would turn .005 s into 4 ms)."""
-    return (moment - _EPOCH) // _MS
-
-
-_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - _EPOCH
-
-
-def exact_ms(text: str) -> int:
-    """Epoch milliseconds of an ISO-8601 text, exact to the millisecond (funding times carry
-    milliseconds)."""
-    return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
