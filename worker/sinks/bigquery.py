@@ -273,33 +273,18 @@ class BigQuerySink:
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
         wanted = set(series)
         result: dict[SeriesKey, int] = {}
-        for dataset in sorted({s.dataset for s in wanted} - {OHLCV}):
-            result.update(self._last_points(dataset, {s for s in wanted if s.dataset == dataset}))
-        wanted = {s for s in wanted if s.dataset == OHLCV}
-        for exchange in sorted({s.exchange for s in wanted}):
-            sql = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) AS last_ts "
-                   f"FROM `{self.table_path}` WHERE exchange = @exchange "
-                   "GROUP BY exchange, symbol, timeframe")
-            config = bigquery.QueryJobConfig(query_parameters=[
-                bigquery.ScalarQueryParameter("exchange", "STRING", exchange)])
-            try:
-                rows = self.client.query(sql, job_config=config, timeout=self._timeout).result(
-                    timeout=self._timeout * 2)
-            except Exception as exc:
-                raise self._translate(exc, "watermark query") from exc
-            for row in rows:
-                key = SeriesKey(row["exchange"], row["symbol"], row["timeframe"])
-                if key in wanted and row["last_ts"] is not None:
-                    result[key] = epoch_ms(row["last_ts"])
+        for dataset in sorted({s.dataset for s in wanted}):
+            result.update(self._last_timestamps(dataset, {s for s in wanted if s.dataset == dataset}))
         return result
 
-    def _last_points(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
-        target, spec = self._target(dataset), POINT_BQ_TABLES[dataset].spec
-        period = "timeframe" if spec.has_timeframe else "''"
+    def _last_timestamps(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        """The newest stored time of each series of one dataset: a query per exchange."""
+        table_path, by_period = self._table_of(dataset)
+        period = "timeframe" if by_period else "''"
         result = {}
         for exchange in sorted({s.exchange for s in wanted}):
             sql = (f"SELECT exchange, symbol, {period} AS period, MAX(timestamp) AS last_ts "
-                   f"FROM `{target.table_path}` WHERE exchange = @exchange GROUP BY exchange, symbol, period")
+                   f"FROM `{table_path}` WHERE exchange = @exchange GROUP BY exchange, symbol, period")
             config = bigquery.QueryJobConfig(query_parameters=[
                 bigquery.ScalarQueryParameter("exchange", "STRING", exchange)])
             try:
@@ -314,11 +299,7 @@ class BigQuerySink:
         return result
 
     def stored_timestamps(self, series: SeriesKey, start_ms: int, end_ms: int) -> list[int]:
-        if series.dataset == OHLCV:
-            table_path, by_period = self.table_path, True
-        else:
-            table_path = self._target(series.dataset).table_path
-            by_period = POINT_BQ_TABLES[series.dataset].spec.has_timeframe
+        table_path, by_period = self._table_of(series.dataset)
         period = " AND timeframe = @timeframe" if by_period else ""
         sql = (f"SELECT DISTINCT timestamp FROM `{table_path}` WHERE exchange = @exchange "
                f"AND symbol = @symbol{period} AND timestamp >= @start AND timestamp < @end ORDER BY timestamp")
@@ -332,6 +313,12 @@ class BigQuerySink:
         except Exception as exc:
             raise self._translate(exc, "audit query") from exc
         return [epoch_ms(row["timestamp"]) for row in rows]
+
+    def _table_of(self, dataset: str) -> tuple[str, bool]:
+        """A dataset's table, and whether its series are told apart by a timeframe (period)."""
+        if dataset == OHLCV:
+            return self.table_path, True
+        return self._target(dataset).table_path, POINT_BQ_TABLES[dataset].spec.has_timeframe
 
     def _translate(self, exc: Exception, what: str) -> Exception:
         text = f"BigQuery {what} on {self._table}: {type(exc).__name__}: {exc}"[:600]
