@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import yaml
@@ -42,34 +42,41 @@ def write_config(path: Path, ccxt: dict[str, dict], exchanges: dict[str, list[di
 
 
 class Collector:
-    """The CLI with ``--config`` and ``args``; its stdout goes to a file next to the config."""
+    """``python -m supervisor --config config`` in a subprocess; its stdout (JSON lines) goes to
+    a file next to the config. Log shipping and BigQuery stay off unless ``env`` turns them on."""
 
-    def __init__(self, config: Path, *args: str) -> None:
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        self.config = config
         self.health_port = yaml.safe_load(config.read_text())["settings"]["health_port"]
         self.stdout_path = config.parent / f"stdout-{time.monotonic_ns()}.log"
         self._stdout = self.stdout_path.open("w")
-        # The bench measures the collector alone: no log shipping, no BigQuery.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOKI_", "BIGQUERY_"))}
-        self.proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--config", str(config), *args],
-                                     cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LOKI_", "BIGQUERY_"))}
+        full_env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
+        argv = command or [sys.executable, "-m", "supervisor"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([*argv, "--config", str(config), *args], cwd=ROOT, env=full_env,
                                      stdout=self._stdout, stderr=subprocess.PIPE, text=True)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def events(self, name: str, **match: Any) -> list[dict[str, Any]]:
-        """The JSON log lines of event ``name`` whose fields equal ``match``, oldest first."""
+    def lines(self) -> list[dict[str, Any]]:
+        """Every stdout line so far, parsed; a line that is not JSON becomes ``_unparsable``."""
         self._stdout.flush()
-        found = []
+        out = []
         for raw in self.stdout_path.read_text().splitlines():
             try:
-                line = json.loads(raw)
+                out.append(json.loads(raw))
             except json.JSONDecodeError:
-                continue
-            if line.get("event") == name and all(line.get(k) == v for k, v in match.items()):
-                found.append(line)
-        return found
+                out.append({"event": "_unparsable", "message": raw})
+        return out
+
+    def events(self, name: str, **match: Any) -> list[dict[str, Any]]:
+        """The log lines of event ``name`` whose fields equal ``match``, oldest first."""
+        return [line for line in self.lines() if line.get("event") == name
+                and all(line.get(k) == v for k, v in match.items())]
 
     def health(self) -> tuple[int, dict[str, Any]] | None:
         """(status, body) of ``/healthz``; None while nothing answers."""
@@ -81,33 +88,44 @@ class Collector:
         except OSError:
             return None
 
-    def wait_healthy(self, timeout: float) -> dict[str, Any]:
-        """Until every worker has had a successful cycle."""
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """The first true value of ``predicate``; fails if the collector exits or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            answer = self.health()
-            if answer and answer[0] == 200 and all(w["last_success"] for w in answer[1]["workers"].values()):
-                return answer[1]
+            value = predicate()
+            if value:
+                return value
             if self.proc.poll() is not None:
-                raise RuntimeError(f"collector exited ({self.proc.returncode}) before it was healthy: "
-                                   f"{self.proc.stderr.read()[-2000:]}")
+                raise AssertionError(f"collector exited ({self.proc.returncode}) while waiting for {what}: "
+                                     f"{self.proc.stderr.read()[-2000:]}")
             time.sleep(0.1)
-        raise TimeoutError(f"collector not healthy after {timeout} s")
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_healthy(self, timeout: float = 30) -> dict[str, Any]:
+        """Until every worker has had a successful cycle; the health body."""
+        def ok() -> dict[str, Any] | None:
+            answer = self.health()
+            return answer[1] if answer and answer[0] == 200 and all(
+                w["last_success"] for w in answer[1]["workers"].values()) else None
+        return self.wait_for(ok, timeout, "all workers healthy")
 
     def worker_pids(self) -> dict[str, int]:
         answer = self.health()
         return {name: w["pid"] for name, w in answer[1]["workers"].items()} if answer else {}
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout)
 
     def terminate(self, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._stdout.flush()
+
     def kill(self) -> None:
-        """SIGKILL the supervisor and every process it started, if it is still running."""
+        """SIGKILL the supervisor and every process it started (what a container kill does)."""
         if self.proc.poll() is None:
             try:
                 tree = psutil.Process(self.pid).children(recursive=True)
@@ -122,3 +140,6 @@ class Collector:
                     pass
             psutil.wait_procs(tree, timeout=5)
         self._stdout.close()
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read() if self.proc.poll() is not None else ""
