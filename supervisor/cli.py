@@ -22,6 +22,7 @@ from core.entrypoints import PREPARE_STORE, WORKER_PRELOAD, run_entrypoint
 from core.exports import EXPORT_FORMATS, ExportRequest
 from core.logsetup import configure_supervisor_logging
 from core.shards import Shard, ShardError
+from core.timefmt import epoch_ms
 from supervisor.arbiter import Arbiter
 from supervisor.channels import WorkerChannel
 from supervisor.coverage_page import write_coverage_report
@@ -85,7 +86,7 @@ def parse_instant(text: str, flag: str) -> int:
         raise UsageError(f"{flag}: {text!r} is not an ISO-8601 datetime, e.g. 2023-01-01T00:00:00") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 def history_range(args: argparse.Namespace, now_ms: int) -> tuple[int | None, int | None]:
