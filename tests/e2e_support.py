@@ -18,6 +18,7 @@ import yaml
 from bench.collector import ROOT as ROOT
 from bench.collector import Collector as Collector
 from bench.collector import free_port as free_port
+from core.timefmt import parse_iso_utc
 
 
 def write_config(path: Path, sim: Any, exchanges: dict[str, list[dict]], *, settings: dict | None = None,
@@ -62,9 +63,8 @@ def iso_arg(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def iso_ms(text: str) -> int:
-    """Epoch ms from an ISO-8601 text such as a log line's ``ts`` or a SQLite timestamp."""
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+# Epoch ms from an ISO-8601 text such as a log line's ``ts`` or a SQLite timestamp.
+iso_ms = parse_iso_utc
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
