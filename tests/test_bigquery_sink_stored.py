@@ -47,21 +47,3 @@ def test_stored_times_of_each_dataset_are_those_of_its_series_in_the_range(sink)
         T0 + (i + 1) * 5 * MINUTE for i in range(4)]
     assert stored(series_key("binance", "SOL/USDT", "1m"), T0, T0 + HOUR) == []
 
-
-def test_newest_stored_time_of_each_series_of_every_dataset(sink) -> None:
-    """What LIVE resumes from: per series, across exchanges, exact to the millisecond."""
-    candles = [OhlcvRow(T0 + i * step, exchange, "BTC/USDT", tf, 1.0, 2.0, 0.5, 1.5, 3.0, T0)
-               for exchange in ("binance", "okx") for tf, step in (("1m", MINUTE), ("1h", HOUR))
-               for i in range(3)]
-    funding = [FundingRow(T0 + i * 8 * HOUR + 411, "binance", "BTC/USDT:USDT", 0.0001, T0) for i in range(3)]
-    open_interest = [OpenInterestRow(T0 + i * 5 * MINUTE, "binance", "BTC/USDT:USDT", "5m", 10.0, None, T0)
-                     for i in range(2)]
-    sink.write(candles + funding + open_interest)
-
-    wanted = [series_key("binance", "BTC/USDT", "1m"), series_key("okx", "BTC/USDT", "1h"),
-              series_key("binance", "BTC/USDT:USDT", "", FUNDING_RATES),
-              series_key("binance", "BTC/USDT:USDT", "5m", OPEN_INTEREST),
-              series_key("binance", "ETH/USDT", "1m")]  # nothing stored: not in the answer
-    assert sink.last_timestamps(wanted) == {
-        wanted[0]: T0 + 2 * MINUTE, wanted[1]: T0 + 2 * HOUR,
-        wanted[2]: T0 + 16 * HOUR + 411, wanted[3]: T0 + 5 * MINUTE}

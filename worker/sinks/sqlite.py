@@ -215,36 +215,22 @@ class SqliteSink:
             conn.execute("ROLLBACK")
 
     def last_timestamps(self, series: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
-        groups = datasets.by_dataset(series)
         result = {}
-        for dataset, wanted in groups.items():
-            if dataset != OHLCV:
-                result.update(self._last_points(dataset, wanted))
-        wanted = groups.get(OHLCV, set())
-        if not wanted:
-            return result
+        for dataset, wanted in datasets.by_dataset(series).items():
+            result.update(self._last_timestamps(dataset, wanted))
+        return result
+
+    def _last_timestamps(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        """The newest stored time of each series of one dataset, in one query."""
         exchanges = sorted({s.exchange for s in wanted})
-        query = (f"SELECT exchange, symbol, timeframe, MAX(timestamp) FROM {TABLE_NAME} "
-                 f"WHERE exchange IN ({', '.join('?' * len(exchanges))}) "
-                 "GROUP BY exchange, symbol, timeframe")
+        if dataset == OHLCV:
+            query = datasets.last_timestamps_sql(TABLE_NAME, True, len(exchanges))
+        else:
+            spec = POINT_TABLES[dataset]
+            query = datasets.last_timestamps_sql(spec.name, spec.has_timeframe, len(exchanges))
         with self._lock:
             try:
                 found = self._connection().execute(query, exchanges).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise self._store_error(exc) from exc
-        for exchange, symbol, timeframe, last in found:
-            key = SeriesKey(exchange, symbol, timeframe)
-            if key in wanted:
-                result[key] = parse_iso_utc(last)
-        return result
-
-    def _last_points(self, dataset: str, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
-        spec = POINT_TABLES[dataset]
-        exchanges = sorted({s.exchange for s in wanted})
-        with self._lock:
-            try:
-                found = self._connection().execute(datasets.last_timestamps_sql(spec, len(exchanges)),
-                                                   exchanges).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._store_error(exc) from exc
         keys = ((series_key(ex, sym, tf, dataset), last) for ex, sym, tf, last in found)

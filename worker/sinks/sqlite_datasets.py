@@ -45,9 +45,11 @@ def write(conn: sqlite3.Connection, dataset: str, rows: Sequence[tuple]) -> None
     conn.executemany(upsert_sql(POINT_TABLES[dataset]), params(rows))
 
 
-def last_timestamps_sql(spec: TableSpec, exchanges: int) -> str:
-    period = "timeframe" if spec.has_timeframe else "''"
-    return (f"SELECT exchange, symbol, {period}, MAX(timestamp) FROM {spec.name} "
+def last_timestamps_sql(table: str, by_period: bool, exchanges: int) -> str:
+    """The newest time per (exchange, symbol, period) of a table; the period is '' where the
+    table has no timeframe column."""
+    period = "timeframe" if by_period else "''"
+    return (f"SELECT exchange, symbol, {period}, MAX(timestamp) FROM {table} "
             f"WHERE exchange IN ({', '.join('?' * exchanges)}) GROUP BY exchange, symbol, {period}")
 
 
