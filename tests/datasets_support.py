@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.timefmt import epoch_ms, parse_iso_utc
 from tests.e2e_support import BQ_DATASET, BQ_PROJECT, bigquery_client
 
 FUNDING, OPEN_INTEREST = "market_data_funding_rates", "market_data_open_interest"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms(value: Any) -> int:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (value - _EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - _EPOCH)
+    """Epoch ms of a stored time: ISO text (SQLite) or a datetime (BigQuery)."""
+    return parse_iso_utc(value) if isinstance(value, str) else epoch_ms(value)
 
 
 def sqlite_points(path: Path, table: str) -> dict[tuple, tuple]:
