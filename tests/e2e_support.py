@@ -18,7 +18,7 @@ import yaml
 from bench.collector import ROOT as ROOT
 from bench.collector import Collector as Collector
 from bench.collector import free_port as free_port
-from core.timefmt import parse_iso_utc
+from core.timefmt import epoch_ms, parse_iso_utc
 
 
 def write_config(path: Path, sim: Any, exchanges: dict[str, list[dict]], *, settings: dict | None = None,
@@ -140,9 +140,9 @@ def sqlite_latest(path: Path) -> Store:
 
 
 def _bq_row(row: Any) -> tuple[str, str, str, int, Values, int]:
-    return (row["exchange"], row["symbol"], row["timeframe"], int(row["timestamp"].timestamp() * 1000),
+    return (row["exchange"], row["symbol"], row["timeframe"], epoch_ms(row["timestamp"]),
             (row["open"], row["high"], row["low"], row["close"], row["volume"]),
-            int(row["ingested_at"].timestamp() * 1000))
+            epoch_ms(row["ingested_at"]))
 
 
 def bigquery_client(fake: Any) -> Any:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from core.timefmt import epoch_ms
 from tests.datasets_support import FUNDING, OPEN_INTEREST, sqlite_points
 from tests.e2e_support import Collector, e2e_config, iso_arg
 
@@ -37,7 +38,7 @@ def test_funding_and_open_interest_export_to_parquet_and_draw_on_the_coverage_pa
         exported = {}
         for row in rows:
             r = dict(zip(columns, row, strict=False))
-            ts = int(r["timestamp"].timestamp() * 1000)
+            ts = epoch_ms(r["timestamp"])
             if dataset == "funding_rates":
                 exported[(r["exchange"], r["symbol"], ts)] = (r["funding_rate"],)
             else:

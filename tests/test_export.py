@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from core.series import OhlcvRow
+from core.timefmt import epoch_ms
 from tests.e2e_support import (
     BQ_DATASET,
     BQ_PROJECT,
@@ -91,7 +92,7 @@ def read_back(out: Path, fmt: str = "parquet") -> tuple[Store, int]:
 
 
 def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 def sqlite_store(tmp_path: Path, batches: list[list[OhlcvRow]]) -> Path:

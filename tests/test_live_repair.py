@@ -19,6 +19,7 @@ import pytest
 from core.config import ExchangeConfig, Settings
 from core.retry import Backoff
 from core.series import SeriesKey, to_rows
+from core.timefmt import epoch_ms
 from simulator import ExchangeSimulator, truth
 from tests.e2e_support import BQ_DATASET, BQ_PROJECT
 from worker import history_buffer
@@ -139,6 +140,6 @@ def test_repair_survives_bigquery_answering_503(tmp_path, quick_store_retries, c
     stored: dict[SeriesKey, list[int]] = {s: [] for s in series_of()}
     for row in bigquery_fake.rows(BQ_DATASET, "market_data_ohlcv"):
         stored[SeriesKey(row["exchange"], row["symbol"], row["timeframe"])].append(
-            int(row["timestamp"].timestamp() * 1000))
+            epoch_ms(row["timestamp"]))
     assert_store_has_every_served_bar(stored, outage_start, now_ms)
     assert any(getattr(r, "event", None) == "sink_write_error" for r in caplog.records)
