@@ -6,6 +6,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
 
 def iso_utc(ms: int) -> str:
     """``2024-01-01T00:00:00.000Z`` from epoch milliseconds.
@@ -40,10 +43,6 @@ def parse_iso_utc(text: str) -> int:
     """Epoch milliseconds from text written by :func:`iso_utc` (or any ISO-8601 with offset),
     exact to the millisecond: funding times carry milliseconds."""
     return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -46,4 +46,3 @@ def test_stored_times_of_each_dataset_are_those_of_its_series_in_the_range(sink)
     assert stored(series_key("binance", "BTC/USDT:USDT", "5m", OPEN_INTEREST), T0, T0 + HOUR) == [
         T0 + (i + 1) * 5 * MINUTE for i in range(4)]
     assert stored(series_key("binance", "SOL/USDT", "1m"), T0, T0 + HOUR) == []
-

@@ -87,12 +87,10 @@ def read_back(out: Path, fmt: str = "parquet") -> tuple[Store, int]:
     store: Store = {}
     for exchange, symbol, timeframe, ts, o, h, l, c, v, ingested in found:
         assert ts.utcoffset().total_seconds() == 0 and ingested.utcoffset().total_seconds() == 0
-        store.setdefault((exchange, symbol, timeframe), {})[_ms(ts)] = StoredBar((o, h, l, c, v), _ms(ingested))
+        bars = store.setdefault((exchange, symbol, timeframe), {})
+        bars[epoch_ms(ts)] = StoredBar((o, h, l, c, v), epoch_ms(ingested))
     return store, len(found)
 
-
-def _ms(moment: datetime) -> int:
-    return epoch_ms(moment)
 
 
 def sqlite_store(tmp_path: Path, batches: list[list[OhlcvRow]]) -> Path:
