@@ -41,6 +41,17 @@ def anchor(exchange: str, *symbols: str) -> float:
     return minute * 60 + 25
 
 
+def full_windows_since(exchange: str, symbol: str, since: int, window: int, count: int) -> int:
+    """The latest start at or before ``since`` whose ``count`` windows of ``window`` ms each end
+    on a minute with trades. Paging resumes at the last bar served plus one bar, so a quiet
+    last minute shifts every later window and adds a request: the simulator's quiet minutes
+    follow the wall clock, and a fixed start would make the page count depend on the day."""
+    while any(quiet_minutes(exchange, symbol, since + k * window - MIN, since + k * window)
+              for k in range(1, count + 1)):
+        since -= MIN
+    return since
+
+
 def make(sim: ExchangeSimulator, exchange: str, **extra: object) -> ccxt.Exchange:
     return getattr(ccxt, exchange)({**sim.ccxt_config(exchange), "enableRateLimit": False, **extra})
 

@@ -8,7 +8,7 @@ import ccxt
 import pytest
 
 from simulator import ExchangeSimulator, served_bar, truth
-from tests.dialect_contract import MIN, FakeClock, anchor, fetch_pages, make, raw
+from tests.dialect_contract import MIN, FakeClock, anchor, fetch_pages, full_windows_since, make, raw
 
 SYMBOL = "BTC/USDT"
 DAY = 1440 * MIN
@@ -44,7 +44,7 @@ def test_markets_and_time(bitget: ccxt.Exchange, clock: FakeClock) -> None:
 
 def test_recent_bars_come_from_candles_in_windows_of_limit_bars(sim: ExchangeSimulator, bitget: ccxt.Exchange,
                                                                 clock: FakeClock) -> None:
-    since = (clock.ms // MIN - 2 * 1440) * MIN
+    since = full_windows_since("bitget", SYMBOL, (clock.ms // MIN - 2 * 1440) * MIN, 200 * MIN, 5)
     until = since + 1000 * MIN
     sim.clear_requests()
     got, pages = fetch_pages(bitget, SYMBOL, "1m", since, until, 200)
