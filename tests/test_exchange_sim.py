@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +30,8 @@ from simulator import (
     served_bar,
     truth,
 )
+from tests.dialect_contract import MIN, FakeClock, fetch_pages, raw
 
-MIN = 60_000
 SYMBOLS = {"binance": ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
            "kraken": ("BTC/USD", "ETH/USD", "SOL/USD"),
            "okx": ("BTC/USDT", "ETH/USDT", "SOL/USDT")}
@@ -40,19 +39,6 @@ EXCHANGES = tuple(SYMBOLS)                # the dialects this file covers; other
 BTC = {ex: symbols[0] for ex, symbols in SYMBOLS.items()}
 # kraken's real rateLimit (1000 ms x cost 1.2) would make the suite slow.
 SPEEDUP = {"kraken": {"rateLimit": 20}}
-
-
-class FakeClock:
-    """Callable clock (epoch seconds) that only moves when told to."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def _traded(ex_id: str, symbol: str, minute: int) -> bool:
@@ -114,41 +100,6 @@ def exchanges(sim: ExchangeSimulator) -> dict[str, ccxt.Exchange]:
     return {ex_id: make(sim, ex_id) for ex_id in EXCHANGES}
 
 
-def now_ms(clock: FakeClock) -> int:
-    return int(clock() * 1000)
-
-
-def fetch_pages(ex: ccxt.Exchange, symbol: str, timeframe: str, since: int, until: int,
-                limit: int | None) -> tuple[list[list], int]:
-    """Page forward with ``since = last + duration`` like a collector would."""
-    step = ex.parse_timeframe(timeframe) * 1000
-    rows: list[list] = []
-    pages = 0
-    while since < until:
-        page = ex.fetch_ohlcv(symbol, timeframe, since, limit)
-        pages += 1
-        if not page:
-            break
-        rows += [r for r in page if r[0] < until]
-        since = page[-1][0] + step
-    return rows, pages
-
-
-def raw(sim: ExchangeSimulator, path: str, data: dict | None = None) -> tuple[int, dict, object]:
-    """(status, headers, parsed JSON or text) for a raw request to the server."""
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(sim.base_url + path, data=body)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            status, headers, text = resp.status, dict(resp.headers), resp.read().decode()
-    except urllib.error.HTTPError as err:
-        status, headers, text = err.code, dict(err.headers), err.read().decode()
-    try:
-        return status, headers, json.loads(text)
-    except ValueError:
-        return status, headers, text
-
-
 # ------------------------------------------------------------- markets/time --
 
 @pytest.mark.parametrize("ex_id", EXCHANGES)
@@ -158,7 +109,7 @@ def test_load_markets_and_time(sim: ExchangeSimulator, exchanges: dict, clock: F
     markets = ex.load_markets()
     assert set(SYMBOLS[ex_id]) <= set(markets)
     assert all(markets[s]["spot"] and markets[s]["active"] for s in SYMBOLS[ex_id])
-    expected = now_ms(clock) // 1000 * 1000 if ex_id == "kraken" else now_ms(clock)
+    expected = clock.ms // 1000 * 1000 if ex_id == "kraken" else clock.ms
     assert ex.fetch_time() == expected                  # kraken reports whole seconds
     for value in _leaves(ex.urls["api"]):
         assert value.startswith(sim.base_url)
@@ -183,12 +134,12 @@ def test_clock_offset_moves_time_and_current_bar(sim: ExchangeSimulator, exchang
     clock.t = clock.t // 60 * 60 + 58                   # 2 s before a minute boundary
     sim.set_clock_offset(5_000, exchange="binance")
     ex = exchanges["binance"]
-    assert ex.fetch_time() == now_ms(clock) + 5_000
+    assert ex.fetch_time() == clock.ms + 5_000
     [bar] = ex.fetch_ohlcv("BTC/USDT", "1m", limit=1)
-    assert bar[0] == (now_ms(clock) // MIN + 1) * MIN   # the exchange is in the next minute
+    assert bar[0] == (clock.ms // MIN + 1) * MIN   # the exchange is in the next minute
     sim.add_fault("okx", "clock_offset", count=1, offset_ms=-3_000)
-    assert exchanges["okx"].fetch_time() == now_ms(clock) - 3_000
-    assert exchanges["okx"].fetch_time() == now_ms(clock)
+    assert exchanges["okx"].fetch_time() == clock.ms - 3_000
+    assert exchanges["okx"].fetch_time() == clock.ms
 
 
 # ------------------------------------------------------------------ candles --
@@ -196,13 +147,13 @@ def test_clock_offset_moves_time_and_current_bar(sim: ExchangeSimulator, exchang
 @pytest.mark.parametrize("ex_id", EXCHANGES)
 def test_closed_range_matches_truth(exchanges: dict, clock: FakeClock, ex_id: str) -> None:
     ex = exchanges[ex_id]
-    since = (now_ms(clock) // MIN - 300) * MIN
+    since = (clock.ms // MIN - 300) * MIN
     for symbol in SYMBOLS[ex_id]:
         got = ex.fetch_ohlcv(symbol, "1m", since, 100)
         if ex_id == "okx":       # limit is a time window: [since, since + 100 bars)
-            expected = truth(ex_id, symbol, "1m", since, since + 100 * MIN, now_ms(clock))
+            expected = truth(ex_id, symbol, "1m", since, since + 100 * MIN, clock.ms)
         else:                    # limit counts existing candles from since
-            expected = truth(ex_id, symbol, "1m", since, since + 200 * MIN, now_ms(clock))[:100]
+            expected = truth(ex_id, symbol, "1m", since, since + 200 * MIN, clock.ms)[:100]
         assert got == expected
 
 
@@ -214,20 +165,20 @@ def test_paging_with_since_yields_truth(exchanges: dict, clock: FakeClock, ex_id
                                         timeframe: str, age: int, bars: int, limit: int) -> None:
     ex = exchanges[ex_id]
     step = ex.parse_timeframe(timeframe) * 1000
-    since = (now_ms(clock) // step - age) * step
+    since = (clock.ms // step - age) * step
     until = since + bars * step                          # open bar excluded
     got, pages = fetch_pages(ex, BTC[ex_id], timeframe, since, until, limit)
     assert pages >= bars // limit
-    assert got == truth(ex_id, BTC[ex_id], timeframe, since, until, now_ms(clock))
+    assert got == truth(ex_id, BTC[ex_id], timeframe, since, until, clock.ms)
 
 
 def test_okx_uses_history_endpoint_and_newest_first_cursors(sim: ExchangeSimulator,
                                                             exchanges: dict, clock: FakeClock) -> None:
     ex = exchanges["okx"]
-    since = (now_ms(clock) // MIN - 3 * 1440) * MIN     # older than 1439 bars
+    since = (clock.ms // MIN - 3 * 1440) * MIN     # older than 1439 bars
     sim.clear_requests()
     got = ex.fetch_ohlcv("BTC/USDT", "1m", since, 100)
-    assert got == truth("okx", "BTC/USDT", "1m", since, since + 100 * MIN, now_ms(clock))
+    assert got == truth("okx", "BTC/USDT", "1m", since, since + 100 * MIN, clock.ms)
     req = sim.requests[-1]
     assert req.endpoint == "market/history-candles"
     assert req.query == {"instId": "BTC-USDT", "bar": "1m", "limit": "100",
@@ -241,9 +192,9 @@ def test_okx_uses_history_endpoint_and_newest_first_cursors(sim: ExchangeSimulat
 def test_okx_history_limit_above_100_returns_newest_part_of_window(exchanges: dict,
                                                                    clock: FakeClock) -> None:
     """ccxt sizes the window by the requested limit, history-candles caps at 100."""
-    since = (now_ms(clock) // MIN - 3 * 1440) * MIN
+    since = (clock.ms // MIN - 3 * 1440) * MIN
     got = exchanges["okx"].fetch_ohlcv("BTC/USDT", "1m", since, 300)
-    window = truth("okx", "BTC/USDT", "1m", since, since + 300 * MIN, now_ms(clock))
+    window = truth("okx", "BTC/USDT", "1m", since, since + 300 * MIN, clock.ms)
     assert got == window[-100:] and got[0][0] >= since + 150 * MIN
 
 
@@ -258,7 +209,7 @@ def test_okx_daily_bars_follow_utc8_unless_utc_requested(sim: ExchangeSimulator)
 def test_kraken_ignores_since_and_serves_last_720(sim: ExchangeSimulator, exchanges: dict,
                                                   clock: FakeClock) -> None:
     ex = exchanges["kraken"]
-    now = now_ms(clock)
+    now = clock.ms
     current = now // MIN * MIN
     sim.clear_requests()
     got = ex.fetch_ohlcv("BTC/USD", "1m", current - 2000 * MIN)
@@ -279,22 +230,22 @@ def test_current_bar_is_partial_and_evolves(exchanges: dict, clock: FakeClock, e
     seen = []
     for _ in range(3):                                   # 25 s, 35 s, 45 s into the minute
         last = ex.fetch_ohlcv(symbol, timeframe, limit=None if ex_id == "kraken" else 3)[-1]
-        assert last[0] == now_ms(clock) // step * step
-        assert last == served_bar(ex_id, symbol, timeframe, last[0], now_ms(clock))
+        assert last[0] == clock.ms // step * step
+        assert last == served_bar(ex_id, symbol, timeframe, last[0], clock.ms)
         seen.append(last)
         clock.advance(10)
     for before, after in zip(seen, seen[1:]):
         assert after[0] == before[0] and after[1] == before[1]
         assert after[2] >= before[2] and after[3] <= before[3] and after[5] > before[5]
     clock.advance(step / 1000)                           # the bar is closed now
-    [closed] = truth(ex_id, symbol, timeframe, seen[0][0], seen[0][0] + 1, now_ms(clock))
+    [closed] = truth(ex_id, symbol, timeframe, seen[0][0], seen[0][0] + 1, clock.ms)
     again = [r for r in ex.fetch_ohlcv(symbol, timeframe, seen[0][0]) if r[0] == seen[0][0]]
     assert again == [closed] and closed[5] > seen[-1][5]
 
 
 def test_quiet_minute_and_quiet_block_are_missing(exchanges: dict, clock: FakeClock) -> None:
     ex = exchanges["binance"]
-    now = now_ms(clock)
+    now = clock.ms
     quiet = quiet_minutes("binance", "BTC/USDT", now - 1000 * MIN, now - 10 * MIN)
     assert quiet, "two quiet minutes per 480-minute block"
     got = ex.fetch_ohlcv("BTC/USDT", "1m", quiet[0] - 5 * MIN, 10)
@@ -310,7 +261,7 @@ def test_quiet_minute_and_quiet_block_are_missing(exchanges: dict, clock: FakeCl
 
 @pytest.mark.parametrize("timeframe", ["1h", "4h"])
 def test_higher_timeframes_aggregate_minutes(clock: FakeClock, timeframe: str) -> None:
-    now = now_ms(clock)
+    now = clock.ms
     size = {"1h": 3_600_000, "4h": 14_400_000}[timeframe]
     start = (now // size - 24) * size
     minutes = truth("okx", "ETH/USDT", "1m", start, start + 24 * size, now)
@@ -367,7 +318,7 @@ def test_duration_fault_expires_with_the_clock(sim: ExchangeSimulator, exchanges
         with pytest.raises(ccxt.ExchangeNotAvailable):
             ex.fetch_time()
     clock.advance(31)
-    assert ex.fetch_time() == now_ms(clock)
+    assert ex.fetch_time() == clock.ms
 
 
 @pytest.mark.parametrize("ex_id", EXCHANGES)
@@ -385,7 +336,7 @@ def test_garbage_body_is_not_raised_by_ccxt(sim: ExchangeSimulator, exchanges: d
 
 
 def test_bad_rows_appear_in_raw_klines(sim: ExchangeSimulator, clock: FakeClock) -> None:
-    since = (now_ms(clock) // MIN - 120) * MIN
+    since = (clock.ms // MIN - 120) * MIN
     path = f"/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime={since}&limit=10"
     _, _, clean = raw(sim, path)
     checks = {
@@ -410,7 +361,7 @@ def test_bad_rows_appear_in_raw_klines(sim: ExchangeSimulator, clock: FakeClock)
 def test_bad_rows_through_ccxt(sim: ExchangeSimulator, exchanges: dict, clock: FakeClock,
                                ex_id: str) -> None:
     ex = exchanges[ex_id]
-    since = (now_ms(clock) // MIN - 60) * MIN
+    since = (clock.ms // MIN - 60) * MIN
     if ex_id == "kraken":      # the corrupted row is mid-page: ~360 bars back
         since = None
     fetch = lambda: ex.fetch_ohlcv(BTC[ex_id], "1m", since, 20 if since else None)  # noqa: E731
@@ -461,7 +412,7 @@ def test_binance_weight_limit_429_then_418_ban(fresh: tuple) -> None:
     counts = sim.counters("binance")
     assert counts["http_429"] == 3 and counts["http_418"] == 3 and counts["rate_limited"] == 6
     clock.advance(121)
-    assert ex.fetch_time() == now_ms(clock)
+    assert ex.fetch_time() == clock.ms
 
 
 def test_kraken_rate_limit_is_a_200_body(fresh: tuple) -> None:
@@ -474,7 +425,7 @@ def test_kraken_rate_limit_is_a_200_body(fresh: tuple) -> None:
     with pytest.raises(ccxt.DDoSProtection):
         ex.fetch_time()
     clock.advance(1)
-    assert ex.fetch_time() == now_ms(clock) // 1000 * 1000
+    assert ex.fetch_time() == clock.ms // 1000 * 1000
     assert sim.counters("kraken")["rate_limited"] == 2
 
 
@@ -532,7 +483,7 @@ async def _async_flow(sim: ExchangeSimulator, ex_id: str, now: int) -> None:
 @pytest.mark.parametrize("ex_id", EXCHANGES)
 def test_async_markets_time_paging_and_partial_bar(sim: ExchangeSimulator, clock: FakeClock,
                                                    ex_id: str) -> None:
-    asyncio.run(_async_flow(sim, ex_id, now_ms(clock)))
+    asyncio.run(_async_flow(sim, ex_id, clock.ms))
 
 
 async def _async_faults(sim: ExchangeSimulator, ex_id: str,
