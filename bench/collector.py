@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +23,20 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def work_directory(prefix: str, keep: bool) -> Iterator[Path]:
+    """A fresh directory for a bench run's configs, stores and state: removed afterwards, or
+    kept and named so that its stores and logs can be read."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    finally:
+        if keep:
+            print(f"work directory: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from bench.collector import Collector, write_config
+from bench.collector import Collector, work_directory, write_config
 from simulator import ExchangeSimulator, default_rate_limits
 from simulator.derivatives import truth_funding, truth_open_interest
 from simulator.markets import MARKETS, add_market
@@ -117,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="simulated round trip, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-derivatives-"))
-    try:
+    with work_directory("bench-derivatives-", args.keep) as workdir:
         f = measure(args.perps, args.days, args.period, args.latency, workdir)
         print(f"{args.perps} perpetuals, {args.days:g} days of funding and {args.period} open interest (served: "
               f"{min(args.days, OI_KEPT_DAYS):g} days), latency {args.latency * 1000:.0f} ms, Binance's limits on")
@@ -130,11 +127,6 @@ def main(argv: list[str] | None = None) -> None:
               f"{f['requests']['fundingRate']} | "
               f"{f['requests']['openInterestHist']} | {f['ideal_requests']} | {f['http_429']} | {f['seconds']} | "
               f"{f['ideal_s']} | {f['efficiency']} |", flush=True)
-    finally:
-        if args.keep:
-            print(f"work directory: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

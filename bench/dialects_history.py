@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from bench.collector import Collector, write_config
+from bench.collector import Collector, work_directory, write_config
 from simulator import ExchangeSimulator, default_rate_limits
 
 MINUTE_MS = 60_000
@@ -103,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(SYMBOLS), default=list(SYMBOLS))
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-dialects-"))
-    try:
+    with work_directory("bench-dialects-", args.keep) as workdir:
         print("| exchange | rows | unavailable | s | candle requests | rate-limited | ideal requests | ideal s |")
         print("|---|---|---|---|---|---|---|---|")
         for exchange in args.only:
@@ -112,11 +109,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {exchange} | {f['rows']} | {', '.join(f['unavailable'] or []) or '-'} | {f['seconds']} | "
                   f"{f['candle_requests']} | {f['http_429']} | {f['ideal_requests']} | {f['ideal_s']} |",
                   flush=True)
-    finally:
-        if args.keep:
-            print(f"work directory: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ import math
 import os
 import platform
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import ccxt
 
 from bench import cli, inprocess, memprobe, metrics_render, pipeline, scale, soak
+from bench.collector import work_directory
 from bench.report import Figure, line, markdown_table, mb, rate, section
 from bench.sim import SimProcess, measure_ceiling, throttled_counts
 from bench.sim_server import extra_binance_symbols
@@ -601,25 +600,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and "history_cli" in args.only and "history" not in args.only:
         parser.error("history_cli compares against the history scenario's ideal: add history")
     started = time.time()
-    workdir = Path(tempfile.mkdtemp(prefix="tda-bench-"))
     inprocess.install_event_counter()
     mode = QUICK if args.quick else FULL
     if args.memory_cycles:
         mode = replace(mode, memory_cycles=args.memory_cycles)
-    bench = Bench(mode, workdir, args.profile)
-    bench.soak_minutes, bench.soak_seed = args.minutes, args.seed
-    try:
-        bench.header()
-        for scenario in args.only or SCENARIOS:
-            if scenario == "metrics":
-                _metrics_scenario(bench)
-            else:
-                getattr(bench, scenario)()
-        bench.summary(started)
-    finally:
-        bench.close()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with work_directory("tda-bench-", args.keep) as workdir:
+        bench = Bench(mode, workdir, args.profile)
+        bench.soak_minutes, bench.soak_seed = args.minutes, args.seed
+        try:
+            bench.header()
+            for scenario in args.only or SCENARIOS:
+                if scenario == "metrics":
+                    _metrics_scenario(bench)
+                else:
+                    getattr(bench, scenario)()
+            bench.summary(started)
+        finally:
+            bench.close()
     return 0
 
 
