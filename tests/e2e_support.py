@@ -63,10 +63,6 @@ def iso_arg(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-# Epoch ms from an ISO-8601 text such as a log line's ``ts`` or a SQLite timestamp.
-iso_ms = parse_iso_utc
-
-
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
     """The predicate's first truthy value, checked every ``every`` s for up to ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -133,7 +129,7 @@ def sqlite_latest(path: Path) -> Store:
         raise
     finally:
         conn.close()
-    store, repeated = _index([(e, s, tf, iso_ms(ts), (o, h, l, c, v), iso_ms(ing))
+    store, repeated = _index([(e, s, tf, parse_iso_utc(ts), (o, h, l, c, v), parse_iso_utc(ing))
                               for e, s, tf, ts, o, h, l, c, v, ing in raw])
     assert not repeated, f"latest view repeats keys: {repeated[:5]}"
     return store
@@ -261,7 +257,7 @@ def last_cycle_starts(collector: Collector, exchanges: Iterable[str]) -> dict[st
     starts = {}
     for exchange in exchanges:
         last = collector.events("live_cycle_complete", exchange=exchange)[-1]
-        starts[exchange] = iso_ms(last["ts"]) - last["duration_ms"] - 1000
+        starts[exchange] = parse_iso_utc(last["ts"]) - last["duration_ms"] - 1000
     return starts
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.timefmt import iso_utc
+from core.timefmt import iso_utc, parse_iso_utc
 from tests.e2e_support import (
     HOUR_MS,
     MINUTE_MS,
@@ -22,7 +22,6 @@ from tests.e2e_support import (
     events_by,
     floor_to,
     iso_arg,
-    iso_ms,
     newest_bars,
     now_ms,
     poll,
@@ -133,7 +132,7 @@ def test_live_stores_closed_bars_final_and_updates_the_open_one(sim, tmp_path, c
     cycles = {e: max(line["ts"] for line in collector.events("live_cycle_complete", exchange=e))
               for e in exchanges}
     for key in series:
-        cutoff = floor_to(iso_ms(cycles[key[0]]), MINUTE_MS)
+        cutoff = floor_to(parse_iso_utc(cycles[key[0]]), MINUTE_MS)
         closed = {ts: bar for ts, bar in values_of(store[key]).items() if ts < cutoff}
         assert closed and truth_diff(closed, truth_bars(key, min(closed), cutoff)) == {}, key
         (ts, older), (ts_later, newer) = first[key], later[key]

@@ -13,6 +13,7 @@ import math
 
 import pytest
 
+from core.timefmt import parse_iso_utc
 from tests.e2e_support import (
     HOUR_MS,
     MINUTE_MS,
@@ -20,7 +21,6 @@ from tests.e2e_support import (
     e2e_config,
     floor_to,
     iso_arg,
-    iso_ms,
     newest_bars,
     now_ms,
     poll,
@@ -108,7 +108,7 @@ def test_live_stores_closed_bars_final_and_updates_the_open_one(sim, tmp_path, c
     store = sqlite_latest(path)
     for key in series:
         cycle = max(line["ts"] for line in collector.events("live_cycle_complete", exchange=key[0]))
-        cutoff = floor_to(iso_ms(cycle), MINUTE_MS)
+        cutoff = floor_to(parse_iso_utc(cycle), MINUTE_MS)
         closed = {ts: bar for ts, bar in values_of(store[key]).items() if ts < cutoff}
         assert closed and truth_diff(closed, truth_bars(key, min(closed), cutoff)) == {}, key
         (ts, older), (ts_later, newer) = first[key], later[key]

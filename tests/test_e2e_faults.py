@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from core.timefmt import iso_utc
+from core.timefmt import iso_utc, parse_iso_utc
 from tests.e2e_support import (
     BQ_DATASET,
     MINUTE_MS,
@@ -32,7 +32,6 @@ from tests.e2e_support import (
     closed_bars_diff,
     e2e_config,
     floor_to,
-    iso_ms,
     last_cycle_starts,
     loki_env,
     metrics,
@@ -63,7 +62,7 @@ def start_live(sim, tmp_path, collectors, exchanges, *, interval=5, storage=None
 
 
 def events_after(collector: Collector, name: str, after_ms: int, **match) -> list[dict]:
-    return [l for l in collector.events(name, **match) if iso_ms(l["ts"]) >= after_ms]
+    return [l for l in collector.events(name, **match) if parse_iso_utc(l["ts"]) >= after_ms]
 
 
 def assert_stored_since_before(store: dict, series: list, start_ms: int) -> None:
@@ -304,15 +303,15 @@ def test_loki_dead_for_30_s_delays_nothing_and_its_lines_arrive_once_it_is_back(
     # Collection never waited for Loki: waiting on the shipper's backoff (0.5 s doubling to 30 s)
     # would stretch cycle after cycle; one late cycle is a stalled host, and is shown if it recurs.
     for exchange in exchanges:
-        cycles = [iso_ms(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)]
+        cycles = [parse_iso_utc(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)]
         gaps = [b - a for a, b in zip(cycles, cycles[1:])]
         late = [(i, gap) for i, gap in enumerate(gaps) if gap >= 2_000]
         around = [(l["ts"], l.get("event"), l.get("message")) for l in collector.lines()
-                  if any(cycles[i] <= iso_ms(l["ts"]) <= cycles[i + 1] for i, _ in late)]
+                  if any(cycles[i] <= parse_iso_utc(l["ts"]) <= cycles[i + 1] for i, _ in late)]
         assert len(cycles) >= 20 and len(late) <= 1 and max(gaps) < 8_000, (exchange, late, around)
     assert counters["tda_loki_retries_total"] > 0, counters
     # every line written to stdout while Loki was dead reached Loki once it was back
-    stdout = [(l["ts"], l["message"]) for l in collector.lines() if dead_from <= iso_ms(l["ts"]) < back_at]
+    stdout = [(l["ts"], l["message"]) for l in collector.lines() if dead_from <= parse_iso_utc(l["ts"]) < back_at]
     shipped = {(d["ts"], d["message"]) for d in (json.loads(line) for _, _, line in loki.entries())}
     lost = [line for line in stdout if line not in shipped]
     assert not lost, {"lost": len(lost), "of": len(stdout), "dropped": counters.get("tda_loki_dropped_total"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.timefmt import parse_iso_utc
 from simulator import served_bar
 from tests.e2e_support import (
     TIMEFRAME_MS,
@@ -18,7 +19,6 @@ from tests.e2e_support import (
     closed_bars_diff,
     e2e_config,
     floor_to,
-    iso_ms,
     last_cycle_starts,
     loki_env,
     newest_bars,
@@ -77,7 +77,7 @@ def test_live_stores_the_closed_bar_and_keeps_updating_the_open_one(sim, tmp_pat
 
     store = assert_closed_bars_equal_truth(collector, path, series)
     for key in series:
-        first_cycle = iso_ms(collector.events("live_cycle_complete", exchange=key[0])[0]["ts"])
+        first_cycle = parse_iso_utc(collector.events("live_cycle_complete", exchange=key[0])[0]["ts"])
         assert min(store[key]) < floor_to(first_cycle, 60_000)            # a bar closed before the start
         assert max(store[key]) >= floor_to(ended, 60_000) - 60_000        # kept up to the end
         (ts, older), (ts_later, newer) = first[key], later[key]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e_support import Collector, e2e_config, iso_ms, now_ms
+from core.timefmt import parse_iso_utc
+from tests.e2e_support import Collector, e2e_config, now_ms
 
 
 def btc_1m() -> list[dict]:
@@ -34,8 +35,8 @@ def hup_and_wait(collector: Collector, event: str) -> dict:
 
 
 def cycle_times(collector: Collector, exchange: str, since_ms: int = 0) -> list[int]:
-    return [iso_ms(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)
-            if iso_ms(l["ts"]) >= since_ms]
+    return [parse_iso_utc(l["ts"]) for l in collector.events("live_cycle_complete", exchange=exchange)
+            if parse_iso_utc(l["ts"]) >= since_ms]
 
 
 def test_sighup_restarts_changed_starts_new_stops_removed_and_leaves_the_rest(sim, tmp_path, collectors) -> None:
@@ -60,7 +61,7 @@ def test_sighup_restarts_changed_starts_new_stops_removed_and_leaves_the_rest(si
     collector.wait_healthy(30)
     assert collector.worker_pids()["okx"] == pids["okx"]
     collector.wait_for(lambda: [l for l in collector.events("live_cycle_complete", exchange="binance")
-                                if iso_ms(l["ts"]) > reloaded_at and l["rows"] >= 2], 15, "binance with ETH")
+                                if parse_iso_utc(l["ts"]) > reloaded_at and l["rows"] >= 2], 15, "binance with ETH")
     okx = cycle_times(collector, "okx", reloaded_at - 3_000)
     assert max(b - a for a, b in zip(okx, okx[1:])) < 2_000, okx     # no cycle missed
     assert collector.events("worker_reloaded", worker="binance")[-1]["exit_code"] == 0   # gracefully

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from core.series import OhlcvRow
+from core.timefmt import parse_iso_utc
 from tests.e2e_support import (
     MINUTE_MS,
     Collector,
@@ -23,7 +24,6 @@ from tests.e2e_support import (
     e2e_config,
     floor_to,
     iso_arg,
-    iso_ms,
     now_ms,
     poll,
     sqlite_latest,
@@ -173,7 +173,7 @@ def test_bigquery_outage_then_kill_9_while_rows_are_spooled_loses_nothing(sim, t
         # a retried row carries the id derived from its key and values, whichever process sent it
         for insert_id_sent, row in bigquery_fake.received_rows("market_data", "market_data_ohlcv"):
             assert insert_id_sent == insert_id(OhlcvRow(
-                iso_ms(row["timestamp"]), row["exchange"], row["symbol"], row["timeframe"], row["open"],
+                parse_iso_utc(row["timestamp"]), row["exchange"], row["symbol"], row["timeframe"], row["open"],
                 row["high"], row["low"], row["close"], row["volume"], 0))
         assert collector.terminate() == 0
     finally:

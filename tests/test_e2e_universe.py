@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from core.timefmt import parse_iso_utc
 from tests.e2e_support import (
     MINUTE_MS,
     Collector,
     floor_to,
-    iso_ms,
     metrics,
     poll,
     sqlite_latest,
@@ -48,7 +48,7 @@ def test_live_universe_changes_delisting_and_rate_budget(sim, tmp_path, collecto
     assert change["added"] == ["ETH/USDT"] and change["removed"] == ["BTC/USDT"]
     # The entering symbol is backfilled backfill_hours, then polled.
     entered = ("binance", "ETH/USDT", "1m")
-    entered_at = floor_to(iso_ms(change["ts"]), MINUTE_MS)
+    entered_at = floor_to(parse_iso_utc(change["ts"]), MINUTE_MS)
     backfilled = set(truth_bars(entered, entered_at - 28 * MINUTE_MS, entered_at))   # minutes with trades
     poll(lambda: backfilled <= set(sqlite_latest(db).get(entered, {})), 40, "ETH/USDT backfilled")
 

@@ -92,7 +92,6 @@ def read_back(out: Path, fmt: str = "parquet") -> tuple[Store, int]:
     return store, len(found)
 
 
-
 def sqlite_store(tmp_path: Path, batches: list[list[OhlcvRow]]) -> Path:
     from worker.sinks.sqlite import SqliteSink
 
