@@ -98,6 +98,26 @@ def test_truncated_history_is_reported_as_unavailable_not_covered() -> None:
     assert outcome.unavailable == [(START, START + 100 * MINUTE)] and emitted == []
 
 
+def test_a_recent_window_with_quiet_minutes_is_still_reported_as_truncated() -> None:
+    """Kraken's newest 720 minutes hold fewer than 720 bars when some had no trade. When the
+    last minutes before now are quiet too, the page looks cut short from the front; it is the
+    recent window all the same, and what lies before it stays unavailable."""
+    now = START + 2000 * MINUTE + 10_000
+    quiet = {1300, 1301, 1500, 1650, 1997, 1998, 1999, 2000}   # the newest minutes among them
+    recent = [candle(START + k * MINUTE) for k in range(2000 - 719, 2001) if k not in quiet]
+
+    def kraken(symbol, timeframe, since=None, limit=None):
+        return [c for c in recent if since is None or c[0] >= since][-720:]
+
+    exchange = mock_exchange(ohlcv=kraken, server_time_ms=lambda: now, ohlcv_limit=720)
+    end = START + 1928 * MINUTE                                  # the range ends 72 minutes back
+    outcome, emitted = backfill(exchange, now, START, end)
+    first_served = START + 1281 * MINUTE
+    assert outcome.unavailable == [(START, first_served)]
+    assert outcome.status == "partial_unavailable"
+    assert [c.timestamp for c in emitted] == [START + k * MINUTE for k in range(1281, 1928) if k not in quiet]
+
+
 def test_page_limit_is_capped_by_the_exchange_maximum() -> None:
     history = [candle(START + k * MINUTE) for k in range(10)]
     fetch, calls = paginated(history, page_size=1000)

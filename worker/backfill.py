@@ -141,7 +141,8 @@ async def backfill_series(
             fresh = [c for c in batch.candles if c.timestamp >= since]
             if not fresh:
                 break  # an empty page, or one with nothing after the cursor: no progress possible
-            if served_limit is None and _served_fewer_from_the_front(raw, fresh, since, limit, now_ms, step):
+            window = client.max_ohlcv_limit(series.symbol, tf, since)
+            if served_limit is None and _served_fewer_from_the_front(raw, fresh, since, limit, now_ms, window, tf):
                 # Newest-first exchanges (OKX's history endpoint serves 100 of the 300 ccxt
                 # asks for) drop the oldest bars of a page. Ask again in pages they serve whole.
                 served_limit = limit = len(raw)
@@ -150,7 +151,6 @@ async def backfill_series(
                                        "timeframe": tf, "limit": limit})
                 continue
             if outcome.pages == 1:
-                window = client.max_ohlcv_limit(series.symbol, tf, since)
                 _note_unserved_start(outcome, since, fresh, now_ms, step, window)
             cutoff = min(end_ms, bar_start(now_ms, tf))  # bars opening before it are closed
             closed = [c for c in fresh if c.timestamp < cutoff]
@@ -264,12 +264,17 @@ async def _fetch_window(client: ExchangeClient, series: SeriesKey, start: int, e
 
 
 def _served_fewer_from_the_front(raw: list, fresh: list[Candle], since: int, limit: int,
-                                 now_ms: int, step: int) -> bool:
-    """A short page that starts after the cursor while newer data exists: bars were cut."""
+                                 now_ms: int, window: int | None, timeframe: str) -> bool:
+    """A short page that starts after the cursor while newer data exists: bars were cut.
+
+    A page that starts where the exchange's newest ``window`` bars begin is that window
+    (Kraken's 720, fewer where minutes had no trade, the newest of them perhaps quiet too):
+    not a cut page, and the range before it is unavailable."""
     short = 0 < len(raw) < limit
     starts_late = fresh[0].timestamp > since
-    more_after = fresh[-1].timestamp + 2 * step < now_ms
-    return short and starts_late and more_after
+    more_after = fresh[-1].timestamp + 2 * timeframe_ms(timeframe) < now_ms
+    recent_window = starts_at_retention_floor(fresh[0].timestamp, now_ms, window, timeframe)
+    return short and starts_late and more_after and not recent_window
 
 
 def _closed_end(end_ms: int, now_ms: int, timeframe: str) -> int:
