@@ -273,8 +273,8 @@ def _served_fewer_from_the_front(raw: list, fresh: list[Candle], since: int, lim
     short = 0 < len(raw) < limit
     starts_late = fresh[0].timestamp > since
     more_after = fresh[-1].timestamp + 2 * timeframe_ms(timeframe) < now_ms
-    recent_window = starts_at_retention_floor(fresh[0].timestamp, now_ms, window, timeframe)
-    return short and starts_late and more_after and not recent_window
+    return (short and starts_late and more_after
+            and not starts_at_retention_floor(fresh[0].timestamp, now_ms, window, timeframe))
 
 
 def _closed_end(end_ms: int, now_ms: int, timeframe: str) -> int:
